@@ -1,0 +1,3 @@
+module selfhost.dev/edgeapp
+
+go 1.26
