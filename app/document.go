@@ -1,0 +1,32 @@
+package app
+
+import (
+	"context"
+	"time"
+)
+
+// Document is an uploaded file's metadata. The bytes live in a BlobStore
+// under StoragePath; the text extracted from them lives in the SearchIndex.
+type Document struct {
+	ID           int64     `json:"id"`
+	Filename     string    `json:"filename"`
+	DocumentType string    `json:"document_type"`
+	ContentType  string    `json:"content_type"`
+	Size         int64     `json:"size"`
+	SHA256       string    `json:"sha256"`
+	StoragePath  string    `json:"storage_path"`
+	CreatedAt    time.Time `json:"created_at"`
+}
+
+// DocumentStore keeps document metadata. Writes take the outbox jobs that
+// must follow them and store both in one transaction.
+type DocumentStore interface {
+	CreateDocument(ctx context.Context, d *Document, jobs ...*Job) error
+	// Document returns ENOTFOUND if there is no document with that id.
+	Document(ctx context.Context, id int64) (*Document, error)
+	// DocumentsByID returns the documents with the given ids in one query;
+	// ids with no document are absent from the map.
+	DocumentsByID(ctx context.Context, ids []int64) (map[int64]*Document, error)
+	// DeleteDocument returns ENOTFOUND if there is no such document.
+	DeleteDocument(ctx context.Context, id int64, jobs ...*Job) error
+}

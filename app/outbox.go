@@ -1,0 +1,67 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// The kinds of outbox job.
+const (
+	JobIndexContact   = "index_contact"   // payload: ContactPayload
+	JobNotifyContact  = "notify_contact"  // payload: ContactPayload
+	JobIndexDocument  = "index_document"  // payload: DocumentPayload
+	JobDeleteDocument = "delete_document" // payload: DocumentPayload (remove from index)
+)
+
+// Job is an outbox entry: work that must happen after a write commits, such
+// as indexing or sending mail, stored in the same transaction as the write
+// so that it is never lost, and delivered by a Worker with retries.
+type Job struct {
+	ID       int64           `json:"id"`
+	Kind     string          `json:"kind"`
+	Payload  json.RawMessage `json:"payload"`
+	Attempts int             `json:"attempts"` // deliveries tried so far, including the current one once claimed
+	RunAt    time.Time       `json:"run_at"`
+	// LastError is the error of the last failed attempt.
+	LastError string `json:"last_error,omitempty"`
+}
+
+// ContactPayload is the payload of contact jobs.
+type ContactPayload struct {
+	ContactID int64 `json:"contact_id"`
+}
+
+// DocumentPayload is the payload of document jobs.
+type DocumentPayload struct {
+	DocumentID int64 `json:"document_id"`
+}
+
+// NewJob returns a job of the given kind whose payload is v as JSON.
+func NewJob(kind string, v any) *Job {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic("app: job payload: " + err.Error()) // payloads are our own structs
+	}
+	return &Job{Kind: kind, Payload: b}
+}
+
+// JobStore is the outbox's queue. Jobs are added by the writes of
+// ContactStore and DocumentStore; a Worker claims and settles them.
+//
+// Claiming leases a job to one worker until the lease expires, so that
+// several app instances sharing one database never run one job at the same
+// time (PostgreSQL: FOR UPDATE SKIP LOCKED) and a job whose worker died is
+// picked up again once its lease ends.
+type JobStore interface {
+	// ClaimJobs leases up to n jobs whose RunAt has passed, oldest first,
+	// increments their Attempts and hides them from other claims until now+lease.
+	ClaimJobs(ctx context.Context, n int, lease time.Duration) ([]*Job, error)
+	// CompleteJob marks a claimed job done. It returns ENOTFOUND if the job
+	// is already done, so that each job is marked done exactly once.
+	CompleteJob(ctx context.Context, id int64) error
+	// RetryJob records a failed attempt and makes the job claimable again at runAt.
+	RetryJob(ctx context.Context, id int64, runAt time.Time, lastErr string) error
+	// PendingJobs counts jobs not yet done.
+	PendingJobs(ctx context.Context) (int, error)
+}
