@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"io"
 	"time"
 )
 
@@ -29,4 +30,11 @@ type DocumentStore interface {
 	DocumentsByID(ctx context.Context, ids []int64) (map[int64]*Document, error)
 	// DeleteDocument returns ENOTFOUND if there is no such document.
 	DeleteDocument(ctx context.Context, id int64, jobs ...*Job) error
+}
+
+// TextExtractor pulls the searchable text out of an uploaded file. The
+// outbox worker calls it when indexing a document; app/extract implements
+// it for PDF, plain text and Markdown.
+type TextExtractor interface {
+	ExtractText(ctx context.Context, r io.ReaderAt, size int64, contentType string) (string, error)
 }

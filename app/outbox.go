@@ -11,7 +11,7 @@ const (
 	JobIndexContact   = "index_contact"   // payload: ContactPayload
 	JobNotifyContact  = "notify_contact"  // payload: ContactPayload
 	JobIndexDocument  = "index_document"  // payload: DocumentPayload
-	JobDeleteDocument = "delete_document" // payload: DocumentPayload (remove from index)
+	JobDeleteDocument = "delete_document" // payload: DocumentPayload (remove from index, then the blob)
 )
 
 // Job is an outbox entry: work that must happen after a write commits, such
@@ -35,6 +35,10 @@ type ContactPayload struct {
 // DocumentPayload is the payload of document jobs.
 type DocumentPayload struct {
 	DocumentID int64 `json:"document_id"`
+	// StoragePath is set on delete_document jobs: the blob to remove once
+	// the row is gone, so that a blob store that is down delays the removal
+	// instead of leaving an orphan.
+	StoragePath string `json:"storage_path,omitempty"`
 }
 
 // NewJob returns a job of the given kind whose payload is v as JSON.
