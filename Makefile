@@ -1,0 +1,64 @@
+# edge + app — run `make help` for the targets.
+SHELL := /bin/bash
+GO ?= go
+BIN := bin
+STATICCHECK_VERSION := v0.8.2
+MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
+# Race detection is on by default, as in CI; `make test RACE=` turns it off.
+RACE ?= -race
+# Whole-suite timeout: the suite is kept well under ~10 minutes on 2 cores.
+TEST_TIMEOUT ?= 15m
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List the targets.
+	@grep -hE '^[a-z][a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+.PHONY: build
+build: ## Build bin/edge, bin/app and bin/devrun.
+	@mkdir -p $(BIN)
+	$(GO) build -trimpath -o $(BIN)/ ./cmd/...
+
+.PHONY: run
+run: build ## Start edge + app on the embedded defaults and print the URL to open (Ctrl-C stops both).
+	./$(BIN)/devrun -bin $(BIN)
+
+.PHONY: test
+test: ## Run the whole test suite (with -race), fuzz seed corpora included.
+	$(GO) test $(RACE) -count=1 -timeout $(TEST_TIMEOUT) ./...
+
+.PHONY: e2e
+e2e: ## End-to-end: real Prometheus + Alertmanager + app behind the edge, and a Chromium screenshot.
+	$(GO) test -tags e2e -count=1 -timeout 10m -v ./e2e/
+
+.PHONY: bench
+bench: ## The side-by-side harness: edge vs Caddy, nginx, HAProxy, direct (all scenarios, < 15 min).
+	$(GO) run ./bench/cmd/harness -scenarios all
+
+.PHONY: bench-quick
+bench-quick: ## Scenario 1 only (small GET), < 2 min.
+	$(GO) run ./bench/cmd/harness -scenarios 1 -quick
+
+.PHONY: gobench
+gobench: ## Go micro-benchmarks (go test -bench) of the edge and the app.
+	$(GO) test -run '^$$' -bench . -benchmem ./edge/ ./app/...
+
+.PHONY: fuzz
+fuzz: ## Fuzz path normalization and config loading for a minute each.
+	$(GO) test -run '^$$' -fuzz FuzzNormalizePath -fuzztime 60s ./edge/
+	$(GO) test -run '^$$' -fuzz FuzzLoadConfig -fuzztime 60s ./edge/
+
+.PHONY: lint
+lint: ## gofmt, go vet and staticcheck (pinned).
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
+
+.PHONY: tools
+tools: ## Install the pinned MinIO server used by the integration tests (about 3 minutes to build).
+	$(GO) install github.com/minio/minio@$(MINIO_VERSION)
+
+.PHONY: clean
+clean: ## Remove build output and the run data directory.
+	rm -rf $(BIN) data .run
