@@ -1,0 +1,403 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Defaults of the Worker's tuning fields.
+const (
+	DefaultBatchSize    = 10
+	DefaultLease        = 5 * time.Minute
+	DefaultPollInterval = 2 * time.Second
+	DefaultMinBackoff   = time.Second
+	DefaultMaxBackoff   = 5 * time.Minute
+)
+
+// WorkerMetrics are the outbox's Prometheus metrics.
+type WorkerMetrics struct {
+	Pending  prometheus.Gauge       // outbox_jobs_pending
+	Failures *prometheus.CounterVec // outbox_job_failures_total{kind}
+}
+
+// NewWorkerMetrics creates the outbox metrics and registers them with reg.
+func NewWorkerMetrics(reg prometheus.Registerer) *WorkerMetrics {
+	m := &WorkerMetrics{
+		Pending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "outbox_jobs_pending",
+			Help: "Outbox jobs not yet done, as of the worker's last look.",
+		}),
+		Failures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "outbox_job_failures_total",
+			Help: "Failed attempts at outbox jobs, by kind.",
+		}, []string{"kind"}),
+	}
+	reg.MustRegister(m.Pending, m.Failures)
+	return m
+}
+
+// Worker delivers outbox jobs: it claims batches under a lease, runs each
+// job by kind, and marks it done or schedules a retry with exponential
+// backoff and jitter. Several workers, in one process or many, may share a
+// Store: the lease keeps them from running one job at the same time.
+//
+// A Worker is configured through its fields, then started once with Start
+// and stopped once with Stop.
+type Worker struct {
+	Store     Store         // required
+	Blobs     BlobStore     // required
+	Index     SearchIndex   // required
+	Mailer    Mailer        // required
+	Extractor TextExtractor // required
+
+	// NotifyFrom and NotifyTo address the notification of a new contact.
+	// If NotifyTo is empty, notify_contact jobs are done without sending.
+	NotifyFrom string
+	NotifyTo   []string
+
+	// Logger receives one line per failed attempt. If nil, nothing is logged.
+	Logger *slog.Logger
+	// Metrics, if not nil, are kept up to date.
+	Metrics *WorkerMetrics
+
+	// BatchSize is how many jobs one claim takes. If zero, DefaultBatchSize.
+	BatchSize int
+	// Lease is how long a claimed job is hidden from other workers; it must
+	// exceed the longest job. If zero, DefaultLease.
+	Lease time.Duration
+	// PollInterval is how often an idle worker looks for jobs that Kick
+	// did not announce (other instances' writes, retries coming due).
+	// If zero, DefaultPollInterval.
+	PollInterval time.Duration
+	// MinBackoff and MaxBackoff bound the delay before a failed job is
+	// retried; it doubles with each attempt. If zero, DefaultMinBackoff
+	// and DefaultMaxBackoff.
+	MinBackoff, MaxBackoff time.Duration
+	// TempDir is where documents are spooled for text extraction, which
+	// needs random access. If empty, os.TempDir().
+	TempDir string
+
+	kick     chan struct{}
+	stop     chan struct{}
+	done     chan struct{}
+	cancel   context.CancelFunc
+	initOnce sync.Once
+	stopOnce sync.Once
+}
+
+func (w *Worker) init() {
+	w.initOnce.Do(func() {
+		w.kick = make(chan struct{}, 1)
+		w.stop = make(chan struct{})
+		w.done = make(chan struct{})
+	})
+}
+
+// Kick makes the worker look for jobs now. It never blocks; it is meant as
+// Service.Kick.
+func (w *Worker) Kick() {
+	w.init()
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Start runs the worker in a new goroutine until Stop is called. ctx
+// carries values only: cancelling it does not stop the worker, so that a
+// request's context can never interrupt a job.
+func (w *Worker) Start(ctx context.Context) {
+	w.init()
+	ctx, w.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	go w.run(ctx)
+}
+
+// Stop stops claiming jobs, hands back the claimed jobs not yet started,
+// and waits for the running job to finish. If ctx ends first, the running
+// job's context is cancelled (it will be retried) and Stop returns
+// ctx.Err() once the worker has exited.
+func (w *Worker) Stop(ctx context.Context) error {
+	w.init()
+	w.stopOnce.Do(func() { close(w.stop) })
+	if w.cancel == nil { // never started
+		return nil
+	}
+	select {
+	case <-w.done:
+		return nil
+	case <-ctx.Done():
+		w.cancel()
+		<-w.done
+		return ctx.Err()
+	}
+}
+
+func (w *Worker) stopping() bool {
+	select {
+	case <-w.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+func (w *Worker) run(ctx context.Context) {
+	defer close(w.done)
+	defer w.cancel()
+	poll := time.NewTimer(0)
+	defer poll.Stop()
+	for {
+		full := w.runBatch(ctx)
+		w.updatePending(ctx)
+		if w.stopping() {
+			return
+		}
+		if full {
+			continue // more may be waiting
+		}
+		poll.Reset(durationOr(w.PollInterval, DefaultPollInterval))
+		select {
+		case <-w.stop:
+			return
+		case <-w.kick:
+		case <-poll.C:
+		}
+	}
+}
+
+// runBatch claims and runs one batch and reports whether it was full.
+func (w *Worker) runBatch(ctx context.Context) bool {
+	n := w.BatchSize
+	if n <= 0 {
+		n = DefaultBatchSize
+	}
+	jobs, err := w.Store.ClaimJobs(ctx, n, durationOr(w.Lease, DefaultLease))
+	if err != nil {
+		w.log(ctx, slog.LevelError, "claim outbox jobs", slog.Any("error", err))
+		return false
+	}
+	for i, j := range jobs {
+		if w.stopping() {
+			w.release(ctx, jobs[i:])
+			return false
+		}
+		w.runJob(ctx, j)
+	}
+	return len(jobs) == n
+}
+
+// release makes claimed jobs that will not run now claimable again at
+// once, instead of after their lease.
+func (w *Worker) release(ctx context.Context, jobs []*Job) {
+	for _, j := range jobs {
+		if err := w.Store.RetryJob(ctx, j.ID, time.Now(), "worker stopped before running it"); err != nil {
+			w.log(ctx, slog.LevelWarn, "release outbox job", slog.Int64("job_id", j.ID), slog.Any("error", err))
+		}
+	}
+}
+
+func (w *Worker) runJob(ctx context.Context, j *Job) {
+	err := w.do(ctx, j)
+	if err == nil {
+		if err := w.Store.CompleteJob(ctx, j.ID); err != nil {
+			// ENOTFOUND: our lease ran out and another worker finished it.
+			w.log(ctx, slog.LevelWarn, "complete outbox job", slog.Int64("job_id", j.ID), slog.String("kind", j.Kind), slog.Any("error", err))
+		}
+		return
+	}
+	if w.Metrics != nil {
+		w.Metrics.Failures.WithLabelValues(j.Kind).Inc()
+	}
+	if permanent(err) {
+		// Retrying cannot help (a corrupt PDF, an unknown kind): settle it
+		// and say so, rather than retry it forever.
+		w.log(ctx, slog.LevelError, "outbox job failed for good", slog.Int64("job_id", j.ID), slog.String("kind", j.Kind), slog.Int("attempts", j.Attempts), slog.Any("error", err))
+		if err := w.Store.CompleteJob(ctx, j.ID); err != nil {
+			w.log(ctx, slog.LevelWarn, "complete outbox job", slog.Int64("job_id", j.ID), slog.Any("error", err))
+		}
+		return
+	}
+	delay := backoff(j.Attempts, durationOr(w.MinBackoff, DefaultMinBackoff), durationOr(w.MaxBackoff, DefaultMaxBackoff))
+	w.log(ctx, slog.LevelWarn, "outbox job failed", slog.Int64("job_id", j.ID), slog.String("kind", j.Kind), slog.Int("attempts", j.Attempts), slog.Duration("retry_in", delay), slog.Any("error", err))
+	// The job's own context may be cancelled by a hard Stop; recording the
+	// retry must still happen.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	if err := w.Store.RetryJob(rctx, j.ID, time.Now().Add(delay), err.Error()); err != nil {
+		w.log(ctx, slog.LevelWarn, "retry outbox job", slog.Int64("job_id", j.ID), slog.Any("error", err))
+	}
+}
+
+// permanent reports whether err says the job can never succeed.
+func permanent(err error) bool {
+	switch ErrorCode(err) {
+	case EINVALID, EUNSUPPORTED, EVALIDATION:
+		return true
+	}
+	return false
+}
+
+// backoff returns the delay before retry number attempts: min doubled per
+// earlier attempt, capped at max, with "equal jitter" (half fixed, half
+// random) so that jobs failing together do not retry together.
+func backoff(attempts int, min, max time.Duration) time.Duration {
+	d := min
+	for i := 1; i < attempts && d < max; i++ {
+		d *= 2
+	}
+	d = clampDuration(d, min, max)
+	half := d / 2
+	return half + rand.N(half+1)
+}
+
+func clampDuration(d, lo, hi time.Duration) time.Duration {
+	return max(lo, min(d, hi))
+}
+
+func durationOr(d, def time.Duration) time.Duration {
+	if d > 0 {
+		return d
+	}
+	return def
+}
+
+func (w *Worker) updatePending(ctx context.Context) {
+	if w.Metrics == nil {
+		return
+	}
+	n, err := w.Store.PendingJobs(ctx)
+	if err != nil {
+		w.log(ctx, slog.LevelWarn, "count pending outbox jobs", slog.Any("error", err))
+		return
+	}
+	w.Metrics.Pending.Set(float64(n))
+}
+
+func (w *Worker) log(ctx context.Context, level slog.Level, msg string, attrs ...slog.Attr) {
+	if w.Logger != nil {
+		w.Logger.LogAttrs(ctx, level, msg, attrs...)
+	}
+}
+
+// do runs one job. A job whose row no longer exists has nothing left to do
+// and succeeds.
+func (w *Worker) do(ctx context.Context, j *Job) error {
+	switch j.Kind {
+	case JobIndexContact, JobNotifyContact:
+		var p ContactPayload
+		if err := json.Unmarshal(j.Payload, &p); err != nil {
+			return &Error{Code: EINVALID, Message: "bad payload", Err: err}
+		}
+		cs, _, err := w.Store.Contacts(ctx, ContactFilter{IDs: []int64{p.ContactID}, Limit: 1})
+		if err != nil {
+			return fmt.Errorf("load contact %d: %w", p.ContactID, err)
+		}
+		if len(cs) == 0 {
+			return nil
+		}
+		if j.Kind == JobIndexContact {
+			if err := w.Index.IndexContact(ctx, cs[0]); err != nil {
+				return fmt.Errorf("index contact %d: %w", p.ContactID, err)
+			}
+			return nil
+		}
+		return w.notify(ctx, cs[0])
+	case JobIndexDocument, JobDeleteDocument:
+		var p DocumentPayload
+		if err := json.Unmarshal(j.Payload, &p); err != nil {
+			return &Error{Code: EINVALID, Message: "bad payload", Err: err}
+		}
+		if j.Kind == JobIndexDocument {
+			return w.indexDocument(ctx, p.DocumentID)
+		}
+		if err := w.Index.RemoveDocument(ctx, p.DocumentID); err != nil {
+			return fmt.Errorf("remove document %d from index: %w", p.DocumentID, err)
+		}
+		if p.StoragePath != "" {
+			if err := w.Blobs.Delete(ctx, p.StoragePath); err != nil {
+				return fmt.Errorf("delete blob %q: %w", p.StoragePath, err)
+			}
+		}
+		return nil
+	default:
+		return Errorf(EINVALID, "unknown job kind %q", j.Kind)
+	}
+}
+
+func (w *Worker) notify(ctx context.Context, c *Contact) error {
+	if len(w.NotifyTo) == 0 {
+		return nil
+	}
+	m := &Message{
+		From:    w.NotifyFrom,
+		To:      w.NotifyTo,
+		Subject: "New contact from " + oneLine(c.Name),
+		Text: fmt.Sprintf("Name: %s\nEmail: %s\nReceived: %s\n\n%s\n",
+			c.Name, c.Email, c.CreatedAt.UTC().Format(time.RFC3339), c.Message),
+	}
+	if err := w.Mailer.Send(ctx, m); err != nil {
+		return fmt.Errorf("send notification of contact %d: %w", c.ID, err)
+	}
+	return nil
+}
+
+// oneLine keeps a header value on one line whatever the user typed.
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
+
+func (w *Worker) indexDocument(ctx context.Context, id int64) error {
+	d, err := w.Store.Document(ctx, id)
+	if ErrorCode(err) == ENOTFOUND {
+		return nil // deleted since: its delete job cleans up
+	}
+	if err != nil {
+		return fmt.Errorf("load document %d: %w", id, err)
+	}
+	text, err := w.extract(ctx, d)
+	if ErrorCode(err) == ENOTFOUND {
+		return nil // the blob went with a delete that raced us
+	}
+	if err != nil {
+		return err
+	}
+	if err := w.Index.IndexDocument(ctx, d, text); err != nil {
+		return fmt.Errorf("index document %d: %w", id, err)
+	}
+	return nil
+}
+
+// extract spools the document to a temp file, since extraction needs
+// random access and blobs stream, and extracts its text.
+func (w *Worker) extract(ctx context.Context, d *Document) (string, error) {
+	rc, err := w.Blobs.Get(ctx, d.StoragePath)
+	if err != nil {
+		return "", fmt.Errorf("get blob %q: %w", d.StoragePath, err)
+	}
+	defer rc.Close()
+	f, err := os.CreateTemp(w.TempDir, "extract-*")
+	if err != nil {
+		return "", fmt.Errorf("spool document %d: %w", d.ID, err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	n, err := io.Copy(f, rc)
+	if err != nil {
+		return "", fmt.Errorf("spool document %d: %w", d.ID, err)
+	}
+	text, err := w.Extractor.ExtractText(ctx, f, n, d.ContentType)
+	if err != nil {
+		return "", fmt.Errorf("extract text of document %d: %w", d.ID, err)
+	}
+	return text, nil
+}
