@@ -138,13 +138,13 @@ func testSearchDocuments(t *testing.T, x app.SearchIndex) {
 		t.Errorf("snippet %q does not mark the matched word as <mark>agreement</mark>", s)
 	}
 	for _, tc := range []search{
-		{q: q("Agreement"), want: []int64{2}},                         // case
-		{q: q("agree"), want: []int64{2}},                             // prefix
-		{q: q("hosting"), want: []int64{1, 2, 3}, anyOrder: true},     // several hits
-		{q: q("hosting back"), want: []int64{2, 3}, anyOrder: true},   // every word, last as prefix
+		{q: q("Agreement"), want: []int64{2}},                          // case
+		{q: q("agree"), want: []int64{2}},                              // prefix
+		{q: q("hosting"), want: []int64{1, 2, 3}, anyOrder: true},      // several hits
+		{q: q("hosting back"), want: []int64{2, 3}, anyOrder: true},    // every word, last as prefix
 		{q: q("backups hosting"), want: []int64{2, 3}, anyOrder: true}, // word order does not matter
-		{q: q("hosting xylophone"), want: []int64{}},                  // every word must match
-		{q: q("invoice"), want: []int64{1}},                           // filename and text
+		{q: q("hosting xylophone"), want: []int64{}},                   // every word must match
+		{q: q("invoice"), want: []int64{1}},                            // filename and text
 		{q: q("notes"), want: []int64{3}},
 		{q: q("xylophone"), want: []int64{}}, // nothing found is not an error
 		{q: app.SearchQuery{Q: "hosting", DocumentType: "note", Limit: 10}, want: []int64{3}},
