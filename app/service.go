@@ -63,7 +63,8 @@ type Service struct {
 	Kick func()
 }
 
-func (s *Service) maxUploadBytes() int64 {
+// UploadLimit returns the largest upload accepted: MaxUploadBytes or its default.
+func (s *Service) UploadLimit() int64 {
 	if s.MaxUploadBytes > 0 {
 		return s.MaxUploadBytes
 	}
@@ -133,7 +134,7 @@ func (s *Service) UploadDocument(ctx context.Context, filename, documentType str
 	if err != nil {
 		return nil, err
 	}
-	body := &uploadReader{r: io.MultiReader(bytes.NewReader(head), r), h: sha256.New(), max: s.maxUploadBytes()}
+	body := &uploadReader{r: io.MultiReader(bytes.NewReader(head), r), h: sha256.New(), max: s.UploadLimit()}
 	if err := s.Blobs.Put(ctx, key, body, -1, d.ContentType); err != nil {
 		// Put promises to keep nothing when it fails; delete anyway in
 		// case the failure came after the object was committed.

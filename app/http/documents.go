@@ -1,0 +1,235 @@
+package http
+
+import (
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"selfhost.dev/edgeapp/app"
+)
+
+// multipartSlack is what an upload's body may hold beyond the file itself:
+// part headers, boundaries and the document_type field.
+const multipartSlack = 1 << 20
+
+// maxFieldBytes bounds the document_type field.
+const maxFieldBytes = 1 << 10
+
+// uploadResponse is the answer to POST /documents/upload.
+type uploadResponse struct {
+	ID           int64  `json:"id"`
+	Filename     string `json:"filename"`
+	DocumentType string `json:"document_type"`
+	Status       string `json:"status"`
+	StoragePath  string `json:"storage_path"`
+	Size         int64  `json:"size"`
+	SHA256       string `json:"sha256"`
+}
+
+// handleUpload streams the "file" part of a multipart body straight into
+// the service: the file is never held in memory or spooled by us. Because
+// of that, the "document_type" field must come before the file part (as it
+// does when listed first in an HTML form or with curl -F); a file part
+// before it is refused with a message saying so.
+func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, s.Service.UploadLimit()+multipartSlack)
+	mr, err := r.MultipartReader()
+	if err != nil {
+		s.writeError(w, r, app.Errorf(app.EINVALID, "expected a multipart/form-data body with a \"file\" part and a \"document_type\" field"))
+		return
+	}
+	var docType string
+	haveType := false
+	for {
+		p, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				s.writeError(w, r, err)
+				return
+			}
+			s.writeError(w, r, &app.Error{Code: app.EINVALID, Message: "malformed multipart body", Err: err})
+			return
+		}
+		switch p.FormName() {
+		case "document_type":
+			b, err := io.ReadAll(io.LimitReader(p, maxFieldBytes+1))
+			if err != nil {
+				s.writeError(w, r, &app.Error{Code: app.EINVALID, Message: "malformed multipart body", Err: err})
+				return
+			}
+			if len(b) > maxFieldBytes {
+				s.writeError(w, r, app.Errorf(app.EINVALID, "document_type must be at most %d bytes", maxFieldBytes))
+				return
+			}
+			docType, haveType = string(b), true
+		case "file":
+			if !haveType {
+				s.writeError(w, r, app.Errorf(app.EINVALID, "the \"document_type\" field is required and must come before the \"file\" part"))
+				return
+			}
+			d, err := s.Service.UploadDocument(r.Context(), p.FileName(), docType, p)
+			if err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+			if s.Metrics != nil {
+				s.Metrics.uploads.Inc()
+			}
+			writeJSON(w, http.StatusCreated, uploadResponse{
+				ID: d.ID, Filename: d.Filename, DocumentType: d.DocumentType, Status: "uploaded",
+				StoragePath: d.StoragePath, Size: d.Size, SHA256: d.SHA256,
+			})
+			return
+		default:
+			// Other fields are ignored, as forms often carry a submit button's.
+		}
+	}
+	s.writeError(w, r, app.Errorf(app.EINVALID, "missing \"file\" part"))
+}
+
+// searchResponse is the answer to GET /documents/search.
+type searchResponse struct {
+	Results          []searchResult `json:"results"`
+	Query            string         `json:"query"`
+	Total            int            `json:"total"`
+	ProcessingTimeMS int64          `json:"processing_time_ms"`
+}
+
+type searchResult struct {
+	ID           int64     `json:"id"`
+	Filename     string    `json:"filename"`
+	DocumentType string    `json:"document_type"`
+	StoragePath  string    `json:"storage_path"`
+	Size         int64     `json:"size"`
+	CreatedAt    time.Time `json:"created_at"`
+	RankingScore float64   `json:"ranking_score"`
+	Snippet      string    `json:"snippet"`
+}
+
+func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request) {
+	q, err := searchQuery(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	q.DocumentType = r.URL.Query().Get("document_type")
+	res, err := s.Service.SearchDocuments(r.Context(), q)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := searchResponse{Results: make([]searchResult, len(res.Hits)), Query: q.Q, Total: res.Total, ProcessingTimeMS: res.Took.Milliseconds()}
+	for i, h := range res.Hits {
+		out.Results[i] = searchResult{
+			ID: h.ID, Filename: h.Filename, DocumentType: h.DocumentType, StoragePath: h.StoragePath,
+			Size: h.Size, CreatedAt: h.CreatedAt, RankingScore: h.Score, Snippet: h.Snippet,
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// documentID reads the {id} path segment.
+func documentID(r *http.Request) (int64, error) {
+	s := r.PathValue("id")
+	id, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || id < 1 {
+		if len(s) > 40 {
+			s = s[:40] + "..."
+		}
+		return 0, app.Errorf(app.EINVALID, "document id must be a positive integer, not %q", s)
+	}
+	return id, nil
+}
+
+func (s *Server) handleDocument(w http.ResponseWriter, r *http.Request) {
+	id, err := documentID(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	d, err := s.Service.Document(r.Context(), id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, d)
+}
+
+// handleDownload streams the file. Served with http.ServeContent when the
+// blob can seek (local files), so that ranges and If-Modified-Since work.
+func (s *Server) handleDownload(w http.ResponseWriter, r *http.Request) {
+	id, err := documentID(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	d, rc, err := s.Service.OpenDocument(r.Context(), id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	defer rc.Close()
+	h := w.Header()
+	h.Set("Content-Type", d.ContentType)
+	h.Set("Content-Disposition", contentDisposition(d.Filename))
+	h.Set("X-Content-Type-Options", "nosniff")
+	// Uploaded content must never run as a page of this origin.
+	h.Set("Content-Security-Policy", "default-src 'none'; sandbox")
+	if rs, ok := rc.(io.ReadSeeker); ok {
+		http.ServeContent(w, r, "", d.CreatedAt, rs)
+		return
+	}
+	h.Set("Content-Length", strconv.FormatInt(d.Size, 10))
+	w.WriteHeader(http.StatusOK)
+	io.Copy(w, rc)
+}
+
+// contentDisposition makes an attachment header for a client-chosen name.
+// mime.FormatMediaType quotes and escapes it, using RFC 2231 encoding for
+// non-ASCII names; an ASCII fallback name comes first for old clients.
+func contentDisposition(name string) string {
+	ascii := strings.Map(func(r rune) rune {
+		if r < 0x20 || r >= 0x7f || r == '"' || r == '\\' {
+			return '_'
+		}
+		return r
+	}, name)
+	cd := mime.FormatMediaType("attachment", map[string]string{"filename": ascii})
+	if ascii != name {
+		if ext := mime.FormatMediaType("attachment", map[string]string{"filename": name}); ext != "" {
+			// ext is "attachment; filename*=utf-8''..."; keep both forms.
+			cd += strings.TrimPrefix(ext, "attachment")
+		}
+	}
+	if cd == "" {
+		return "attachment"
+	}
+	return cd
+}
+
+// deleteResponse is the answer to DELETE /documents/{id}.
+type deleteResponse struct {
+	ID     int64  `json:"id"`
+	Status string `json:"status"`
+}
+
+func (s *Server) handleDelete(w http.ResponseWriter, r *http.Request) {
+	id, err := documentID(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.Service.DeleteDocument(r.Context(), id); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, deleteResponse{ID: id, Status: "deleted"})
+}
