@@ -1,0 +1,158 @@
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"selfhost.dev/edgeapp/app"
+)
+
+// ClaimJobs leases up to n due jobs, oldest first. FOR UPDATE SKIP LOCKED
+// lets instances claiming at the same moment each take different rows
+// instead of queueing behind one another; the lease (leased_until, on the
+// database's clock so that instances' clocks need not agree) hides a job
+// from other claims until it expires, when a dead worker's job comes back.
+func (db *DB) ClaimJobs(ctx context.Context, n int, lease time.Duration) ([]*app.Job, error) {
+	if n <= 0 {
+		return nil, nil
+	}
+	if err := db.ready(ctx); err != nil {
+		return nil, err
+	}
+	rows, err := db.pool.Query(ctx, `UPDATE jobs
+		SET attempts = attempts + 1, leased_until = now() + make_interval(secs => $2)
+		WHERE id IN (
+			SELECT id FROM jobs
+			WHERE done_at IS NULL AND run_at <= now() AND (leased_until IS NULL OR leased_until <= now())
+			ORDER BY run_at, id
+			LIMIT $1
+			FOR UPDATE SKIP LOCKED
+		)
+		RETURNING id, kind, payload, attempts, run_at, last_error`, n, lease.Seconds())
+	if err != nil {
+		return nil, dbError("claim jobs", err)
+	}
+	defer rows.Close()
+	var jobs []*app.Job
+	for rows.Next() {
+		j := new(app.Job)
+		var payload []byte
+		if err := rows.Scan(&j.ID, &j.Kind, &payload, &j.Attempts, &j.RunAt, &j.LastError); err != nil {
+			return nil, dbError("claim jobs", err)
+		}
+		j.Payload = payload
+		j.RunAt = j.RunAt.UTC()
+		jobs = append(jobs, j)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, dbError("claim jobs", err)
+	}
+	// RETURNING does not keep the subquery's order.
+	slices.SortFunc(jobs, func(a, b *app.Job) int {
+		if c := a.RunAt.Compare(b.RunAt); c != 0 {
+			return c
+		}
+		return int(a.ID - b.ID)
+	})
+	return jobs, nil
+}
+
+// CompleteJob marks the job done, or returns ENOTFOUND if it already is
+// (another instance finished it after this one's lease ran out) or never
+// existed.
+func (db *DB) CompleteJob(ctx context.Context, id int64) error {
+	if err := db.ready(ctx); err != nil {
+		return err
+	}
+	tag, err := db.pool.Exec(ctx, `UPDATE jobs SET done_at = now(), leased_until = NULL
+		WHERE id = $1 AND done_at IS NULL`, id)
+	if err != nil {
+		return dbError("complete job", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return app.Errorf(app.ENOTFOUND, "job %d not found or already done", id)
+	}
+	return nil
+}
+
+// RetryJob ends the job's lease and makes it due again at runAt.
+func (db *DB) RetryJob(ctx context.Context, id int64, runAt time.Time, lastErr string) error {
+	if err := db.ready(ctx); err != nil {
+		return err
+	}
+	tag, err := db.pool.Exec(ctx, `UPDATE jobs SET run_at = $2, last_error = $3, leased_until = NULL
+		WHERE id = $1 AND done_at IS NULL`, id, runAt, lastErr)
+	if err != nil {
+		return dbError("retry job", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return app.Errorf(app.ENOTFOUND, "job %d not found or already done", id)
+	}
+	return nil
+}
+
+// PendingJobs counts the jobs not yet done.
+func (db *DB) PendingJobs(ctx context.Context) (int, error) {
+	if err := db.ready(ctx); err != nil {
+		return 0, err
+	}
+	var n int
+	err := db.pool.QueryRow(ctx, "SELECT count(*) FROM jobs WHERE done_at IS NULL").Scan(&n)
+	return n, dbError("count pending jobs", err)
+}
+
+// inTx runs fn in a transaction, committing if it returns nil.
+func (db *DB) inTx(ctx context.Context, op string, fn func(pgx.Tx) error) error {
+	if err := db.ready(ctx); err != nil {
+		return err
+	}
+	err := pgx.BeginFunc(ctx, db.pool, fn)
+	return dbError(op, err)
+}
+
+// insertJobs stores jobs in tx in one round trip, setting their ID and
+// RunAt. A payload whose idKey is 0 gets id: the row the jobs follow has
+// no id until it is inserted in the same transaction.
+func insertJobs(ctx context.Context, tx pgx.Tx, jobs []*app.Job, idKey string, id int64) error {
+	if len(jobs) == 0 {
+		return nil
+	}
+	var batch pgx.Batch
+	for _, j := range jobs {
+		payload, err := withID(j.Payload, idKey, id)
+		if err != nil {
+			return fmt.Errorf("job %s: %w", j.Kind, err)
+		}
+		j.Payload = payload
+		batch.Queue(`INSERT INTO jobs (kind, payload, run_at) VALUES ($1, $2, coalesce($3, now()))
+			RETURNING id, run_at`, j.Kind, string(payload), nullTime(j.RunAt)).QueryRow(func(row pgx.Row) error {
+			if err := row.Scan(&j.ID, &j.RunAt); err != nil {
+				return err
+			}
+			j.RunAt = j.RunAt.UTC()
+			return nil
+		})
+	}
+	return tx.SendBatch(ctx, &batch).Close()
+}
+
+func withID(payload json.RawMessage, key string, id int64) (json.RawMessage, error) {
+	if len(payload) == 0 {
+		return json.RawMessage("{}"), nil
+	}
+	var fields map[string]json.RawMessage
+	if json.Unmarshal(payload, &fields) != nil || !bytes.Equal(bytes.TrimSpace(fields[key]), []byte("0")) {
+		if !json.Valid(payload) {
+			return nil, fmt.Errorf("payload is not JSON")
+		}
+		return payload, nil
+	}
+	fields[key] = json.RawMessage(fmt.Sprint(id))
+	return json.Marshal(fields)
+}
