@@ -1,0 +1,789 @@
+package edge
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"net/textproto"
+	"net/url"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+	"gopkg.in/yaml.v3"
+)
+
+// Config is a parsed and validated routes.yaml. Load is the only way to make
+// one that the Server accepts; every field has its default filled in.
+type Config struct {
+	// Listen is the public address (":8080" by default).
+	Listen string
+	// Admin is the private address of /metrics, /healthz and POST /-/reload
+	// ("127.0.0.1:9180" by default); "off" disables it.
+	Admin string
+	// TrustedProxies are the TCP peers whose client-IP and X-Forwarded-*
+	// headers are believed (loopback by default).
+	TrustedProxies []netip.Prefix
+	// ClientIPHeaders name the headers, in order, that carry the client's IP
+	// when the peer is trusted (CF-Connecting-IP, X-Forwarded-For by default).
+	ClientIPHeaders []string
+	// AccessLog is "stdout" (the default), "stderr", "off" or a file path.
+	AccessLog string
+	// Limits bound what a client may send.
+	Limits Limits
+	// Upstream tunes the connections to the upstreams.
+	Upstream Upstream
+	// BasicAuth tunes the verification cache and the failure throttle.
+	BasicAuth BasicAuth
+	// ShutdownGrace is how long a shutdown waits for in-flight requests (30s).
+	ShutdownGrace time.Duration
+	// Headers are set on every response, in order; an empty value removes the
+	// header. By default they are the security headers of DefaultHeaders.
+	Headers []Header
+	// Users are the named credential sets that routes name in Auth.
+	Users map[string][]User
+	// Routes are in file order.
+	Routes []Route
+}
+
+// Limits bound what a client may send.
+type Limits struct {
+	// MaxHeaderBytes bounds the request line and headers (64 KiB); beyond it
+	// the client gets 431.
+	MaxHeaderBytes int64
+	// ReadHeaderTimeout closes a connection whose headers are slower (10s).
+	ReadHeaderTimeout time.Duration
+	// IdleTimeout closes an idle keep-alive connection (120s).
+	IdleTimeout time.Duration
+}
+
+// Upstream tunes the connections to the upstreams.
+type Upstream struct {
+	// DialTimeout bounds connecting to an upstream (5s).
+	DialTimeout time.Duration
+	// ResponseHeaderTimeout bounds the wait for an upstream's response
+	// headers; past it the client gets 504 (60s). Streams are not affected
+	// once their headers have arrived.
+	ResponseHeaderTimeout time.Duration
+	// MaxIdleConnsPerHost is the idle pool kept per upstream (512).
+	MaxIdleConnsPerHost int
+}
+
+// BasicAuth tunes Basic Auth.
+type BasicAuth struct {
+	// FailuresPerMinute is how many failed logins a client IP may make in a
+	// minute before it gets 429 (10).
+	FailuresPerMinute int
+	// CacheTTL is how long a successful verification is remembered (5m).
+	CacheTTL time.Duration
+	// CacheEntries bounds the verification cache (1024).
+	CacheEntries int
+}
+
+// Header is one header operation: set Name to Value, or remove Name when
+// Value is empty.
+type Header struct {
+	Name  string
+	Value string
+}
+
+// User is one Basic Auth credential: a name and its bcrypt hash.
+type User struct {
+	Name string
+	Hash string
+}
+
+// Route sends requests under Path (and Host, when set) to To.
+type Route struct {
+	// Path is the prefix, matched on segment boundaries.
+	Path string
+	// To is the upstream; its path, if any, is prepended to forwarded paths.
+	To *url.URL
+	// Auth names the user set that guards the route ("" for none).
+	Auth string
+	// StripPrefix removes Path before forwarding.
+	StripPrefix bool
+	// MaxBody bounds the request body in bytes (0: no limit).
+	MaxBody int64
+	// Host restricts the route to one Host header (lower case, no port).
+	Host string
+	// Headers are response header operations applied after the global ones.
+	Headers []Header
+	// PassAuth forwards the Authorization header of an authenticated route.
+	PassAuth bool
+	// Line is where the route starts in the file.
+	Line int
+}
+
+// DefaultHeaders are the security headers every response gets unless the
+// file says otherwise.
+var DefaultHeaders = []Header{
+	{"Strict-Transport-Security", "max-age=31536000"},
+	{"X-Content-Type-Options", "nosniff"},
+	{"X-Frame-Options", "SAMEORIGIN"},
+	{"Referrer-Policy", "strict-origin-when-cross-origin"},
+}
+
+// ConfigError is one problem in a configuration file, with its line.
+type ConfigError struct {
+	File string // empty when the reader had no name
+	Line int
+	Msg  string
+}
+
+// Error implements error as "file:line: msg" (or "line N: msg").
+func (e *ConfigError) Error() string {
+	if e.File != "" {
+		return e.File + ":" + strconv.Itoa(e.Line) + ": " + e.Msg
+	}
+	return "line " + strconv.Itoa(e.Line) + ": " + e.Msg
+}
+
+// LoadFile reads, expands and validates the file at path. Its errors name the file.
+func LoadFile(path string, lookupEnv func(string) (string, bool)) (*Config, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	cfg, err := Load(f, lookupEnv)
+	if err != nil {
+		var errs []error
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			errs = j.Unwrap()
+		} else {
+			errs = []error{err}
+		}
+		for _, e := range errs {
+			var ce *ConfigError
+			if errors.As(e, &ce) {
+				ce.File = path
+			}
+		}
+		if len(errs) == 1 {
+			return nil, errs[0]
+		}
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// Load parses a routes.yaml from r. ${VAR} in any value is replaced by
+// lookupEnv(VAR); an unset variable is an error. Every problem is reported,
+// each as a *ConfigError with its line, joined with errors.Join.
+func Load(r io.Reader, lookupEnv func(string) (string, bool)) (*Config, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	if lookupEnv == nil {
+		lookupEnv = func(string) (string, bool) { return "", false }
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, yamlError(err)
+	}
+	l := &loader{env: lookupEnv}
+	cfg := l.config(&doc)
+	if len(l.errs) > 0 {
+		return nil, errors.Join(l.errs...)
+	}
+	return cfg, nil
+}
+
+// yamlError turns "yaml: line 3: msg" into a *ConfigError.
+func yamlError(err error) error {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	if rest, ok := strings.CutPrefix(msg, "line "); ok {
+		if n, after, ok := strings.Cut(rest, ": "); ok {
+			if line, err := strconv.Atoi(n); err == nil {
+				return &ConfigError{Line: line, Msg: "bad YAML: " + after}
+			}
+		}
+	}
+	return &ConfigError{Line: 1, Msg: "bad YAML: " + msg}
+}
+
+// loader walks the YAML nodes, collecting every error instead of stopping.
+type loader struct {
+	env  func(string) (string, bool)
+	errs []error
+}
+
+func (l *loader) errorf(n *yaml.Node, format string, args ...any) {
+	l.errs = append(l.errs, &ConfigError{Line: n.Line, Msg: fmt.Sprintf(format, args...)})
+}
+
+// fields iterates a mapping's key/value pairs, reporting a non-mapping,
+// unknown keys and repeated keys. known lists the accepted keys.
+func (l *loader) fields(n *yaml.Node, where string, known []string, fn func(key string, v *yaml.Node)) {
+	n = resolve(n)
+	if n.Kind != yaml.MappingNode {
+		if n.Tag == "!!null" {
+			return
+		}
+		l.errorf(n, "%s: want a mapping, got %s", where, describe(n))
+		return
+	}
+	seen := make(map[string]int)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if first, dup := seen[k.Value]; dup {
+			l.errorf(k, "%s: key %q repeated (first at line %d)", where, k.Value, first)
+			continue
+		}
+		seen[k.Value] = k.Line
+		if known != nil && !slices.Contains(known, k.Value) {
+			l.errorf(k, "%s: unknown key %q (want one of %s)", where, k.Value, strings.Join(known, ", "))
+			continue
+		}
+		fn(k.Value, resolve(v))
+	}
+}
+
+func resolve(n *yaml.Node) *yaml.Node {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	if n.Kind == yaml.DocumentNode && len(n.Content) == 1 {
+		return resolve(n.Content[0])
+	}
+	return n
+}
+
+func describe(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		return fmt.Sprintf("%q", n.Value)
+	}
+	return "nothing"
+}
+
+// str returns the expanded value of a scalar.
+func (l *loader) str(n *yaml.Node, where string) (string, bool) {
+	if n.Kind != yaml.ScalarNode {
+		l.errorf(n, "%s: want a string, got %s", where, describe(n))
+		return "", false
+	}
+	if n.Tag == "!!null" {
+		return "", true
+	}
+	return l.expand(n, where)
+}
+
+// expand replaces ${NAME} with its environment value. Other $ are kept, so a
+// literal bcrypt hash ($2a$...) needs no escaping.
+func (l *loader) expand(n *yaml.Node, where string) (string, bool) {
+	s := n.Value
+	if !strings.Contains(s, "${") {
+		return s, true
+	}
+	var b strings.Builder
+	ok := true
+	for {
+		i := strings.Index(s, "${")
+		if i < 0 {
+			b.WriteString(s)
+			break
+		}
+		b.WriteString(s[:i])
+		end := strings.IndexByte(s[i:], '}')
+		if end < 0 {
+			l.errorf(n, "%s: unterminated ${ in %q", where, n.Value)
+			return "", false
+		}
+		name := s[i+2 : i+end]
+		if !validEnvName(name) {
+			l.errorf(n, "%s: bad variable name %q", where, name)
+			ok = false
+		} else if v, set := l.env(name); !set {
+			l.errorf(n, "%s: environment variable %s is not set", where, name)
+			ok = false
+		} else {
+			b.WriteString(v)
+		}
+		s = s[i+end+1:]
+	}
+	return b.String(), ok
+}
+
+func validEnvName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '_' || 'A' <= c && c <= 'Z' || 'a' <= c && c <= 'z' || i > 0 && '0' <= c && c <= '9' {
+			continue
+		}
+		return false
+	}
+	return true
+}
+
+func (l *loader) boolean(n *yaml.Node, where string) bool {
+	s, ok := l.str(n, where)
+	if !ok {
+		return false
+	}
+	switch s {
+	case "true":
+		return true
+	case "false", "":
+		return false
+	}
+	l.errorf(n, "%s: want true or false, got %q", where, s)
+	return false
+}
+
+func (l *loader) duration(n *yaml.Node, where string) time.Duration {
+	s, ok := l.str(n, where)
+	if !ok {
+		return 0
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		l.errorf(n, "%s: bad duration %q (want e.g. 10s, 2m, 500ms)", where, s)
+		return 0
+	}
+	return d
+}
+
+func (l *loader) count(n *yaml.Node, where string) int {
+	s, ok := l.str(n, where)
+	if !ok {
+		return 0
+	}
+	v, err := strconv.Atoi(s)
+	if err != nil || v < 0 {
+		l.errorf(n, "%s: want a whole number ≥ 0, got %q", where, s)
+		return 0
+	}
+	return v
+}
+
+func (l *loader) size(n *yaml.Node, where string) int64 {
+	s, ok := l.str(n, where)
+	if !ok {
+		return 0
+	}
+	v, err := ParseSize(s)
+	if err != nil {
+		l.errorf(n, "%s: %v", where, err)
+	}
+	return v
+}
+
+// ParseSize parses a byte count: a whole number with an optional unit, B,
+// KB/MB/GB (powers of 1000) or KiB/MiB/GiB (powers of 1024).
+func ParseSize(s string) (int64, error) {
+	num := strings.TrimRight(s, "KMGTiBb ")
+	unit := strings.TrimSpace(s[len(num):])
+	mult := int64(1)
+	switch unit {
+	case "", "B":
+	case "KB":
+		mult = 1000
+	case "MB":
+		mult = 1000 * 1000
+	case "GB":
+		mult = 1000 * 1000 * 1000
+	case "KiB":
+		mult = 1 << 10
+	case "MiB":
+		mult = 1 << 20
+	case "GiB":
+		mult = 1 << 30
+	default:
+		return 0, fmt.Errorf("bad size %q (want e.g. 64KiB, 50MiB, 1048576)", s)
+	}
+	v, err := strconv.ParseInt(strings.TrimSpace(num), 10, 64)
+	if err != nil || v < 0 || v > (1<<62)/mult {
+		return 0, fmt.Errorf("bad size %q (want e.g. 64KiB, 50MiB, 1048576)", s)
+	}
+	return v * mult, nil
+}
+
+// formatSize is ParseSize's inverse for messages ("50 MiB").
+func formatSize(n int64) string {
+	for _, u := range []struct {
+		div  int64
+		name string
+	}{{1 << 30, "GiB"}, {1 << 20, "MiB"}, {1 << 10, "KiB"}} {
+		if n >= u.div && n%u.div == 0 {
+			return strconv.FormatInt(n/u.div, 10) + " " + u.name
+		}
+	}
+	return strconv.FormatInt(n, 10) + " bytes"
+}
+
+func (l *loader) addr(n *yaml.Node, where string, allowOff bool) string {
+	s, ok := l.str(n, where)
+	if !ok {
+		return ""
+	}
+	if allowOff && s == "off" {
+		return s
+	}
+	if _, port, err := net.SplitHostPort(s); err != nil || port == "" {
+		l.errorf(n, "%s: bad address %q (want host:port or :port)", where, s)
+	} else if p, err := strconv.Atoi(port); err != nil || p < 0 || p > 65535 {
+		l.errorf(n, "%s: bad port in %q", where, s)
+	}
+	return s
+}
+
+func (l *loader) list(n *yaml.Node, where string, fn func(i int, item *yaml.Node)) {
+	if n.Kind != yaml.SequenceNode {
+		if n.Tag == "!!null" {
+			return
+		}
+		l.errorf(n, "%s: want a list, got %s", where, describe(n))
+		return
+	}
+	for i, item := range n.Content {
+		fn(i, resolve(item))
+	}
+}
+
+func (l *loader) headerName(n *yaml.Node, where, name string) string {
+	if !validHeaderName(name) {
+		l.errorf(n, "%s: bad header name %q", where, name)
+		return ""
+	}
+	return textproto.CanonicalMIMEHeaderKey(name)
+}
+
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func (l *loader) headers(n *yaml.Node, where string) []Header {
+	hs := []Header{}
+	l.fields(n, where, nil, func(k string, v *yaml.Node) {
+		name := l.headerName(v, where, k)
+		val, ok := l.str(v, where+"."+k)
+		if !ok || name == "" {
+			return
+		}
+		if strings.ContainsFunc(val, func(r rune) bool { return r < ' ' && r != '\t' || r == 0x7f }) {
+			l.errorf(v, "%s.%s: control character in header value", where, k)
+			return
+		}
+		hs = append(hs, Header{Name: name, Value: val})
+	})
+	return hs
+}
+
+var (
+	topKeys    = []string{"listen", "admin", "trusted_proxies", "client_ip_headers", "access_log", "limits", "upstream", "basic_auth", "shutdown_grace", "headers", "users", "routes"}
+	limitKeys  = []string{"max_header_bytes", "read_header_timeout", "idle_timeout"}
+	upKeys     = []string{"dial_timeout", "response_header_timeout", "max_idle_conns_per_host"}
+	authKeys   = []string{"failures_per_minute", "cache_ttl", "cache_entries"}
+	userKeys   = []string{"user", "hash"}
+	routeKeys  = []string{"path", "to", "auth", "strip_prefix", "max_body", "host", "headers", "pass_auth"}
+	defaultCIP = []string{"Cf-Connecting-Ip", "X-Forwarded-For"}
+)
+
+func defaultConfig() *Config {
+	return &Config{
+		Listen:          ":8080",
+		Admin:           "127.0.0.1:9180",
+		TrustedProxies:  []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("::1/128")},
+		ClientIPHeaders: slices.Clone(defaultCIP),
+		AccessLog:       "stdout",
+		Limits:          Limits{MaxHeaderBytes: 64 << 10, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second},
+		Upstream:        Upstream{DialTimeout: 5 * time.Second, ResponseHeaderTimeout: 60 * time.Second, MaxIdleConnsPerHost: 512},
+		BasicAuth:       BasicAuth{FailuresPerMinute: 10, CacheTTL: 5 * time.Minute, CacheEntries: 1024},
+		ShutdownGrace:   30 * time.Second,
+		Headers:         slices.Clone(DefaultHeaders),
+		Users:           map[string][]User{},
+	}
+}
+
+func (l *loader) config(doc *yaml.Node) *Config {
+	cfg := defaultConfig()
+	root := resolve(doc)
+	if root.Kind == 0 || root.Tag == "!!null" {
+		l.errs = append(l.errs, &ConfigError{Line: 1, Msg: "empty config: want at least routes"})
+		return cfg
+	}
+	var usersNode *yaml.Node
+	var routeNodes []*yaml.Node
+	l.fields(root, "config", topKeys, func(k string, v *yaml.Node) {
+		switch k {
+		case "listen":
+			cfg.Listen = l.addr(v, k, false)
+		case "admin":
+			cfg.Admin = l.addr(v, k, true)
+		case "trusted_proxies":
+			cfg.TrustedProxies = nil
+			l.list(v, k, func(i int, item *yaml.Node) {
+				where := fmt.Sprintf("%s[%d]", k, i)
+				s, ok := l.str(item, where)
+				if !ok {
+					return
+				}
+				p, err := parsePrefix(s)
+				if err != nil {
+					l.errorf(item, "%s: bad CIDR %q (want e.g. 127.0.0.1/32 or ::1)", where, s)
+					return
+				}
+				cfg.TrustedProxies = append(cfg.TrustedProxies, p)
+			})
+		case "client_ip_headers":
+			cfg.ClientIPHeaders = nil
+			l.list(v, k, func(i int, item *yaml.Node) {
+				where := fmt.Sprintf("%s[%d]", k, i)
+				if s, ok := l.str(item, where); ok {
+					if name := l.headerName(item, where, s); name != "" {
+						cfg.ClientIPHeaders = append(cfg.ClientIPHeaders, name)
+					}
+				}
+			})
+		case "access_log":
+			if s, ok := l.str(v, k); ok {
+				if s == "" {
+					l.errorf(v, "access_log: want stdout, stderr, off or a file path")
+				}
+				cfg.AccessLog = s
+			}
+		case "limits":
+			l.fields(v, k, limitKeys, func(k2 string, v2 *yaml.Node) {
+				where := k + "." + k2
+				switch k2 {
+				case "max_header_bytes":
+					cfg.Limits.MaxHeaderBytes = l.size(v2, where)
+					if cfg.Limits.MaxHeaderBytes > 1<<30 {
+						l.errorf(v2, "%s: at most 1GiB", where)
+					}
+				case "read_header_timeout":
+					cfg.Limits.ReadHeaderTimeout = l.duration(v2, where)
+				case "idle_timeout":
+					cfg.Limits.IdleTimeout = l.duration(v2, where)
+				}
+			})
+		case "upstream":
+			l.fields(v, k, upKeys, func(k2 string, v2 *yaml.Node) {
+				where := k + "." + k2
+				switch k2 {
+				case "dial_timeout":
+					cfg.Upstream.DialTimeout = l.duration(v2, where)
+				case "response_header_timeout":
+					cfg.Upstream.ResponseHeaderTimeout = l.duration(v2, where)
+				case "max_idle_conns_per_host":
+					cfg.Upstream.MaxIdleConnsPerHost = l.count(v2, where)
+				}
+			})
+		case "basic_auth":
+			l.fields(v, k, authKeys, func(k2 string, v2 *yaml.Node) {
+				where := k + "." + k2
+				switch k2 {
+				case "failures_per_minute":
+					cfg.BasicAuth.FailuresPerMinute = l.count(v2, where)
+				case "cache_ttl":
+					cfg.BasicAuth.CacheTTL = l.duration(v2, where)
+				case "cache_entries":
+					cfg.BasicAuth.CacheEntries = l.count(v2, where)
+				}
+			})
+		case "shutdown_grace":
+			cfg.ShutdownGrace = l.duration(v, k)
+		case "headers":
+			cfg.Headers = l.headers(v, k)
+		case "users":
+			usersNode = v
+		case "routes":
+			if v.Kind != yaml.SequenceNode {
+				l.errorf(v, "routes: want a list, got %s", describe(v))
+				return
+			}
+			for _, item := range v.Content {
+				routeNodes = append(routeNodes, resolve(item))
+			}
+		}
+	})
+	if usersNode != nil {
+		l.users(cfg, usersNode)
+	}
+	if routeNodes == nil {
+		l.errorf(root, "routes: no routes")
+	}
+	seen := make(map[string]int)
+	for i, n := range routeNodes {
+		r, ok := l.route(cfg, n, i)
+		if !ok {
+			continue
+		}
+		key := r.Host + strings.ToLower(r.Path)
+		if first, dup := seen[key]; dup {
+			l.errorf(n, "routes[%d]: duplicate route path %q (first at line %d)", i, hostPath(r.Host, r.Path), first)
+			continue
+		}
+		seen[key] = n.Line
+		cfg.Routes = append(cfg.Routes, r)
+	}
+	return cfg
+}
+
+func hostPath(host, path string) string {
+	if host == "" {
+		return path
+	}
+	return host + path
+}
+
+func parsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return p, err
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+func (l *loader) users(cfg *Config, n *yaml.Node) {
+	l.fields(n, "users", nil, func(set string, v *yaml.Node) {
+		var users []User
+		names := make(map[string]bool)
+		l.list(v, "users."+set, func(i int, item *yaml.Node) {
+			where := fmt.Sprintf("users.%s[%d]", set, i)
+			var u User
+			var hashNode *yaml.Node
+			l.fields(item, where, userKeys, func(k string, v2 *yaml.Node) {
+				switch k {
+				case "user":
+					u.Name, _ = l.str(v2, where+".user")
+				case "hash":
+					hashNode = v2
+					u.Hash, _ = l.str(v2, where+".hash")
+				}
+			})
+			switch {
+			case u.Name == "":
+				l.errorf(item, "%s: user is missing", where)
+				return
+			case strings.ContainsAny(u.Name, ":") || strings.ContainsFunc(u.Name, func(r rune) bool { return r < ' ' }):
+				l.errorf(item, "%s: user %q may not hold ':' or control characters", where, u.Name)
+				return
+			case names[u.Name]:
+				l.errorf(item, "%s: user %q repeated", where, u.Name)
+				return
+			case hashNode == nil:
+				l.errorf(item, "%s: hash is missing (make one with `edge hash-password`)", where)
+				return
+			}
+			if _, err := bcrypt.Cost([]byte(u.Hash)); err != nil {
+				if !strings.Contains(hashNode.Value, "${") || u.Hash != "" {
+					l.errorf(hashNode, "%s.hash: not a bcrypt hash (make one with `edge hash-password`)", where)
+				}
+				return
+			}
+			names[u.Name] = true
+			users = append(users, u)
+		})
+		cfg.Users[set] = users
+	})
+}
+
+func (l *loader) route(cfg *Config, n *yaml.Node, i int) (Route, bool) {
+	r := Route{Line: n.Line}
+	where := fmt.Sprintf("routes[%d]", i)
+	before := len(l.errs)
+	var pathNode, toNode, passNode *yaml.Node
+	l.fields(n, where, routeKeys, func(k string, v *yaml.Node) {
+		w := where + "." + k
+		switch k {
+		case "path":
+			pathNode = v
+			r.Path, _ = l.str(v, w)
+		case "to":
+			toNode = v
+			s, ok := l.str(v, w)
+			if !ok {
+				return
+			}
+			u, err := url.Parse(s)
+			switch {
+			case err != nil || u.Host == "" || u.Opaque != "":
+				l.errorf(v, "%s: bad URL %q (want http://host:port[/base])", w, s)
+			case u.Scheme != "http" && u.Scheme != "https":
+				l.errorf(v, "%s: bad URL %q: scheme must be http or https", w, s)
+			case u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.ForceQuery:
+				l.errorf(v, "%s: bad URL %q: no user, query or fragment", w, s)
+			default:
+				u.Path = strings.TrimRight(u.Path, "/")
+				u.RawPath = ""
+				r.To = u
+			}
+		case "auth":
+			r.Auth, _ = l.str(v, w)
+			if _, ok := cfg.Users[r.Auth]; !ok && r.Auth != "" {
+				l.errorf(v, "%s: unknown user set %q", w, r.Auth)
+			}
+		case "strip_prefix":
+			r.StripPrefix = l.boolean(v, w)
+		case "max_body":
+			r.MaxBody = l.size(v, w)
+		case "host":
+			h, ok := l.str(v, w)
+			if !ok {
+				return
+			}
+			if h == "" || strings.ContainsAny(h, "/:@ ") {
+				l.errorf(v, "%s: bad host %q (want a name without port)", w, h)
+				return
+			}
+			r.Host = strings.ToLower(h)
+		case "headers":
+			r.Headers = l.headers(v, w)
+		case "pass_auth":
+			passNode = v
+			r.PassAuth = l.boolean(v, w)
+		}
+	})
+	switch {
+	case pathNode == nil:
+		l.errorf(n, "%s: path is missing", where)
+	case r.Path == "" || r.Path[0] != '/':
+		l.errorf(pathNode, "%s.path: %q must start with /", where, r.Path)
+	default:
+		clean, err := normalizePath(r.Path)
+		if err != nil {
+			l.errorf(pathNode, "%s.path: %q: %v", where, r.Path, err)
+		} else if clean != r.Path || len(clean) > 1 && clean[len(clean)-1] == '/' {
+			l.errorf(pathNode, "%s.path: %q is not in normal form (want %q)", where, r.Path, strings.TrimRight(clean, "/"))
+		}
+	}
+	if toNode == nil {
+		l.errorf(n, "%s: to is missing", where)
+	}
+	if r.PassAuth && r.Auth == "" {
+		l.errorf(passNode, "%s.pass_auth: needs auth", where)
+	}
+	return r, len(l.errs) == before
+}

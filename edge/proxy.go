@@ -1,0 +1,256 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// copyBufferSize is the size of the buffers ReverseProxy copies bodies with.
+const copyBufferSize = 32 << 10
+
+// bufferPool is the httputil.BufferPool shared by every route. It pools
+// array pointers, so Put does not allocate a slice header per call.
+type bufferPool struct{ p sync.Pool }
+
+var _ httputil.BufferPool = (*bufferPool)(nil)
+
+func (b *bufferPool) Get() []byte {
+	if v, ok := b.p.Get().(*[copyBufferSize]byte); ok {
+		return v[:]
+	}
+	return make([]byte, copyBufferSize)
+}
+
+func (b *bufferPool) Put(buf []byte) {
+	if cap(buf) >= copyBufferSize {
+		b.p.Put((*[copyBufferSize]byte)(buf[:copyBufferSize]))
+	}
+}
+
+// transportKey identifies a Transport that can be kept across reloads.
+type transportKey struct {
+	scheme, host string
+	up           Upstream
+}
+
+// newTransport returns a Transport tuned for one upstream on a fast network:
+// an idle pool sized for hundreds of concurrent clients (Go's default of 2
+// makes most requests open a new connection), no transparent gzip (bodies
+// pass through as they are), and no environment proxy.
+func newTransport(up Upstream) *http.Transport {
+	d := &net.Dialer{Timeout: up.DialTimeout, KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		Proxy:                 nil,
+		DialContext:           d.DialContext,
+		MaxIdleConns:          0, // no global bound; MaxIdleConnsPerHost bounds each upstream
+		MaxIdleConnsPerHost:   up.MaxIdleConnsPerHost,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: up.ResponseHeaderTimeout,
+		ExpectContinueTimeout: 1 * time.Second,
+		DisableCompression:    true,
+		ReadBufferSize:        16 << 10,
+		WriteBufferSize:       16 << 10,
+	}
+}
+
+// transport returns the kept Transport for u and up, making it if needed.
+// Callers hold s.buildMu.
+func (s *Server) transport(u *url.URL, up Upstream) *http.Transport {
+	k := transportKey{u.Scheme, u.Host, up}
+	if tr, ok := s.transports[k]; ok {
+		return tr
+	}
+	tr := newTransport(up)
+	s.transports[k] = tr
+	return tr
+}
+
+// dropUnusedTransports closes the idle connections of transports that t no
+// longer uses. Requests still running on an older table keep theirs.
+// Callers hold s.buildMu.
+func (s *Server) dropUnusedTransports(t *table) {
+	used := make(map[transportKey]bool)
+	for _, rc := range t.cfg.Routes {
+		used[transportKey{rc.To.Scheme, rc.To.Host, t.cfg.Upstream}] = true
+	}
+	for k, tr := range s.transports {
+		if !used[k] {
+			tr.CloseIdleConnections()
+			delete(s.transports, k)
+		}
+	}
+}
+
+// newProxy returns the ReverseProxy of route r in table t.
+func (s *Server) newProxy(t *table, r *route) *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
+		Rewrite:        func(pr *httputil.ProxyRequest) { t.rewrite(r, pr) },
+		Transport:      s.transport(r.To, t.cfg.Upstream),
+		BufferPool:     s.buffers,
+		ErrorLog:       s.proxyLog,
+		ModifyResponse: r.modifyResponse,
+		ErrorHandler:   func(w http.ResponseWriter, req *http.Request, err error) { s.proxyError(r, w, req, err) },
+	}
+}
+
+// rewrite makes the outbound request. ReverseProxy has already removed
+// hop-by-hop headers (and those named in Connection) and X-Forwarded-*.
+func (t *table) rewrite(r *route, pr *httputil.ProxyRequest) {
+	in, out := pr.In, pr.Out
+	// The handler has put the normalized path in In.URL: that is what the
+	// route matched, so that is what is forwarded.
+	path, raw := in.URL.Path, in.URL.RawPath
+	if r.StripPrefix && r.Path != "/" {
+		path = path[min(r.stripDec, len(path)):]
+		if path == "" || path[0] != '/' {
+			path = "/" + path
+		}
+		if raw != "" {
+			raw = raw[min(len(r.Path), len(raw)):]
+			if raw == "" || raw[0] != '/' {
+				raw = "/" + raw
+			}
+		}
+	}
+	if r.baseDec != "" {
+		path = r.baseDec + path
+		if raw != "" {
+			raw = r.baseRaw + raw
+		}
+	}
+	out.URL.Scheme = r.To.Scheme
+	out.URL.Host = r.To.Host
+	out.URL.Path, out.URL.RawPath = path, raw
+	// out.Host keeps in.Host: Grafana Live checks Origin against it.
+
+	t.setForwarded(pr, t.clientOf(in))
+	if id := in.Header["X-Request-Id"]; id != nil {
+		out.Header["X-Request-Id"] = id
+	}
+	if r.users != nil && !r.PassAuth {
+		// Grafana would try to log in with the edge's credentials.
+		delete(out.Header, "Authorization")
+	}
+}
+
+// modifyResponse applies the route's header operations and echoes the
+// request ID. Hop-by-hop headers are already gone.
+func (r *route) modifyResponse(res *http.Response) error {
+	applyHeaders(res.Header, r.headers)
+	if res.Request != nil {
+		if id := res.Request.Header["X-Request-Id"]; id != nil {
+			res.Header["X-Request-Id"] = id
+		}
+	}
+	return nil
+}
+
+// errBodyTooLarge is what a body reader returns past a route's max_body.
+var errBodyTooLarge = errors.New("request body too large")
+
+// limitedBody counts a request body and stops it past a limit. The
+// Transport reads it from another goroutine, hence the atomics.
+type limitedBody struct {
+	rc       io.ReadCloser
+	limit    int64 // 0: none
+	n        atomic.Int64
+	tooLarge atomic.Bool
+}
+
+func (b *limitedBody) Read(p []byte) (int, error) {
+	if b.limit > 0 {
+		left := b.limit + 1 - b.n.Load() // one byte more, to tell "exactly limit" from "over"
+		if left <= 0 {
+			b.tooLarge.Store(true)
+			return 0, errBodyTooLarge
+		}
+		if int64(len(p)) > left {
+			p = p[:left]
+		}
+	}
+	n, err := b.rc.Read(p)
+	if b.limit > 0 && b.n.Add(int64(n)) > b.limit {
+		b.tooLarge.Store(true)
+		return 0, errBodyTooLarge
+	}
+	if b.limit == 0 {
+		b.n.Add(int64(n))
+	}
+	return n, err
+}
+
+func (b *limitedBody) Close() error { return b.rc.Close() }
+
+// proxyError answers a failed round trip. The client sees a short message
+// naming the route; the cause goes to the edge's log.
+func (s *Server) proxyError(r *route, w http.ResponseWriter, req *http.Request, err error) {
+	ex, _ := w.(*recorder)
+	var kind string
+	var status int
+	var body string
+	lb, _ := req.Body.(*limitedBody)
+	switch {
+	case lb != nil && lb.tooLarge.Load():
+		kind, status, body = "too_large", http.StatusRequestEntityTooLarge, r.tooLarge
+	case req.Context().Err() != nil:
+		// The client went away; there is no one to answer.
+		r.m.upstreamError("canceled")
+		if ex != nil {
+			ex.clientGone = true
+		}
+		return
+	case isTimeout(err):
+		kind, status, body = "timeout", http.StatusGatewayTimeout, r.timeout
+	case errors.Is(err, syscall.ECONNREFUSED):
+		kind, status, body = "refused", http.StatusBadGateway, r.noGateway
+	default:
+		kind, status, body = "unreachable", http.StatusBadGateway, r.noGateway
+	}
+	r.m.upstreamError(kind)
+	if status != http.StatusRequestEntityTooLarge {
+		s.log.Warn("upstream error", "route", r.name, "upstream", r.upstream, "kind", kind,
+			"request_id", req.Header.Get("X-Request-Id"), "err", err)
+	}
+	h := w.Header()
+	if status == http.StatusRequestEntityTooLarge {
+		h.Set("Connection", "close") // the rest of the body is not worth reading
+	}
+	respond(w, req, r.headers, status, body)
+}
+
+func isTimeout(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+var (
+	textPlain = []string{"text/plain; charset=utf-8"}
+	noSniff   = []string{"nosniff"}
+)
+
+// respond writes a response made by the edge itself: header operations of
+// the route (or the global ones), the request ID, a short text body.
+func respond(w http.ResponseWriter, req *http.Request, ops []headerOp, status int, body string) {
+	h := w.Header()
+	applyHeaders(h, ops)
+	h["Content-Type"] = textPlain
+	h["X-Content-Type-Options"] = noSniff
+	if id := req.Header["X-Request-Id"]; id != nil {
+		h["X-Request-Id"] = id
+	}
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, body)
+}

@@ -1,0 +1,425 @@
+package edge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Options are what a Server needs besides its Config.
+type Options struct {
+	// Logger receives the edge's own log (not the access log). If nil,
+	// slog.Default() is used.
+	Logger *slog.Logger
+	// Registry receives the edge's metrics and is served on /metrics. If
+	// nil, a new registry is used.
+	Registry *prometheus.Registry
+	// Load reads the configuration again on Reload. If nil, Reload fails.
+	Load func() (*Config, error)
+	// AccessLog receives the access log. If nil, Config.AccessLog is opened.
+	AccessLog io.Writer
+}
+
+// Server is the edge: the public handler, the admin handler, the current
+// route table and what outlives reloads (upstream transports, metrics, the
+// Basic Auth cache and throttle).
+type Server struct {
+	log      *slog.Logger
+	proxyLog *log.Logger
+	reg      *prometheus.Registry
+	m        *metrics
+	load     func() (*Config, error)
+	auth     *authenticator
+	ids      *requestIDs
+	buffers  *bufferPool
+	alog     *accessLog // nil when off
+	alogFile *os.File   // the access log file, if it is one
+	started  *Config    // what the listeners and limits were made from
+
+	cur atomic.Pointer[table]
+
+	buildMu    sync.Mutex // serializes table builds
+	transports map[transportKey]*http.Transport
+	routeM     map[string]*routeMetrics
+	noRoute    *routeMetrics
+
+	inflight  atomic.Int64 // requests in handlers, websockets included
+	exchanges sync.Pool
+
+	baseCtx    context.Context // parent of every request context
+	cancelBase context.CancelFunc
+}
+
+var _ http.Handler = (*Server)(nil)
+
+// New returns a Server for cfg, which must come from Load.
+func New(cfg *Config, opts Options) (*Server, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Registry == nil {
+		opts.Registry = prometheus.NewRegistry()
+	}
+	m, err := newMetrics(opts.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("register metrics: %w", err)
+	}
+	s := &Server{
+		log:        opts.Logger,
+		proxyLog:   slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
+		reg:        opts.Registry,
+		m:          m,
+		load:       opts.Load,
+		auth:       newAuthenticator(),
+		ids:        newRequestIDs(),
+		buffers:    &bufferPool{},
+		started:    cfg,
+		transports: make(map[transportKey]*http.Transport),
+		routeM:     make(map[string]*routeMetrics),
+	}
+	s.exchanges.New = func() any { return new(exchange) }
+	s.baseCtx, s.cancelBase = context.WithCancel(context.Background())
+	s.noRoute = m.forRoute("none")
+	w := opts.AccessLog
+	if w == nil {
+		switch cfg.AccessLog {
+		case "off":
+		case "stdout":
+			w = os.Stdout
+		case "stderr":
+			w = os.Stderr
+		default:
+			f, err := os.OpenFile(cfg.AccessLog, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+			if err != nil {
+				return nil, fmt.Errorf("open access log: %w", err)
+			}
+			s.alogFile, w = f, f
+		}
+	}
+	if w != nil {
+		s.alog = newAccessLog(w, m.logDropped.Inc)
+	}
+	s.apply(cfg)
+	m.reloads.WithLabelValues("success").Inc()
+	return s, nil
+}
+
+// routeMetrics returns the series of a route name, the same across reloads.
+// Callers hold s.buildMu.
+func (s *Server) routeMetrics(name string) *routeMetrics {
+	if rm, ok := s.routeM[name]; ok {
+		return rm
+	}
+	rm := s.m.forRoute(name)
+	s.routeM[name] = rm
+	return rm
+}
+
+// apply builds cfg's table and swaps it in.
+func (s *Server) apply(cfg *Config) {
+	s.buildMu.Lock()
+	defer s.buildMu.Unlock()
+	s.auth.cache.configure(cfg.BasicAuth.CacheTTL, cfg.BasicAuth.CacheEntries)
+	t := s.buildTable(cfg)
+	s.cur.Store(t)
+	s.dropUnusedTransports(t)
+	s.m.lastReload.SetToCurrentTime()
+}
+
+// Reload reads the configuration again with Options.Load. A valid one
+// replaces the routes atomically: requests in flight finish on the old
+// routes. An invalid one is logged and counted, the old routes keep
+// serving, and its error (every problem, with lines) is returned.
+func (s *Server) Reload() error {
+	if s.load == nil {
+		return errors.New("reload: no configuration source")
+	}
+	cfg, err := s.load()
+	if err != nil {
+		s.m.reloads.WithLabelValues("failure").Inc()
+		s.log.Error("reload failed, keeping the current routes", "err", err)
+		return err
+	}
+	for _, c := range []struct{ name, old, new string }{
+		{"listen", s.started.Listen, cfg.Listen},
+		{"admin", s.started.Admin, cfg.Admin},
+		{"access_log", s.started.AccessLog, cfg.AccessLog},
+		{"limits", fmt.Sprint(s.started.Limits), fmt.Sprint(cfg.Limits)},
+	} {
+		if c.old != c.new {
+			s.log.Warn("config change needs a restart to apply", "key", c.name, "running", c.old, "file", c.new)
+		}
+	}
+	s.apply(cfg)
+	s.m.reloads.WithLabelValues("success").Inc()
+	s.log.Info("reloaded", "routes", len(cfg.Routes))
+	return nil
+}
+
+// exchange is one request's state, pooled: the recorder handed to the
+// proxy and the access log entry.
+type exchange struct {
+	rec   recorder
+	entry logEntry
+	route *route
+	body  *limitedBody
+}
+
+// ServeHTTP serves the public port: normalize the path, route it, check
+// Basic Auth, bound the body, forward, log.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.inflight.Add(1)
+	s.m.inFlight.Inc()
+	ex := s.exchanges.Get().(*exchange)
+	ex.rec = recorder{w: w}
+	ex.entry = logEntry{start: time.Now(), method: r.Method, host: r.Host, path: r.URL.EscapedPath()}
+	defer s.finish(ex, r)
+	s.serve(s.cur.Load(), ex, r)
+}
+
+func (s *Server) serve(t *table, ex *exchange, r *http.Request) {
+	w := &ex.rec
+	e := &ex.entry
+	e.clientIP = t.clientOf(r).ip
+	e.requestID = s.ids.requestID(r)
+	clean, err := normalizePath(e.path)
+	if err != nil {
+		respond(w, r, t.headers, http.StatusBadRequest, "400 Bad Request: "+err.Error()+"\n")
+		return
+	}
+	rt := t.lookup(r.Host, clean)
+	if rt == nil {
+		respond(w, r, t.headers, http.StatusNotFound, "404 Not Found: no route for this path\n")
+		return
+	}
+	ex.route = rt
+	if rt.users != nil {
+		user, res, wait := s.auth.check(rt.users, r.Header.Get("Authorization"), e.clientIP, t.failLimit, time.Now())
+		switch res {
+		case authMissing, authFailed:
+			if res == authFailed {
+				rt.m.authFailures.Inc()
+			}
+			w.Header()["Www-Authenticate"] = []string{rt.users.realm}
+			respond(w, r, rt.headers, http.StatusUnauthorized, "401 Unauthorized\n")
+			return
+		case authThrottled:
+			w.Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
+			respond(w, r, rt.headers, http.StatusTooManyRequests, "429 Too Many Requests: too many failed logins, try again later\n")
+			return
+		}
+		e.user = user
+	}
+	if rt.MaxBody > 0 && r.ContentLength > rt.MaxBody {
+		w.Header().Set("Connection", "close")
+		respond(w, r, rt.headers, http.StatusRequestEntityTooLarge, rt.tooLarge)
+		return
+	}
+	if r.Body != nil && r.Body != http.NoBody {
+		ex.body = &limitedBody{rc: r.Body, limit: rt.MaxBody}
+		r.Body = ex.body
+	}
+	if clean != e.path {
+		r.URL.RawPath = clean
+		r.URL.Path = unescapePath(clean)
+	}
+	rt.proxy.ServeHTTP(w, r)
+}
+
+// finish logs and counts the request. It runs deferred, so it also sees
+// requests that ReverseProxy aborted with a panic, and re-panics.
+func (s *Server) finish(ex *exchange, r *http.Request) {
+	p := recover()
+	e := &ex.entry
+	e.duration = time.Since(e.start)
+	e.status = ex.rec.status
+	if ex.rec.clientGone || !ex.rec.wroteHeader && r.Context().Err() != nil {
+		e.status = 499 // nginx's "client closed request"
+	} else if !ex.rec.wroteHeader {
+		e.status = http.StatusOK
+		if p != nil {
+			e.status = http.StatusBadGateway
+		}
+	}
+	e.bytesOut = ex.rec.bytes
+	if ex.body != nil {
+		e.bytesIn = ex.body.n.Load()
+	}
+	rm := s.noRoute
+	if ex.route != nil {
+		rm = ex.route.m
+		e.route, e.upstream = ex.route.name, ex.route.upstream
+	}
+	rm.observe(r.Method, e.status, e.duration.Seconds())
+	if s.alog != nil {
+		e.userAgent = r.Header.Get("User-Agent")
+		e.cfRay = r.Header.Get("Cf-Ray")
+		s.alog.log(e)
+	}
+	*ex = exchange{}
+	s.exchanges.Put(ex)
+	s.m.inFlight.Dec()
+	s.inflight.Add(-1)
+	if p != nil {
+		panic(p)
+	}
+}
+
+// AdminHandler serves /metrics, /healthz and POST /-/reload.
+func (s *Server) AdminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("POST /-/reload", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if err := s.Reload(); err != nil {
+			w.WriteHeader(http.StatusBadRequest)
+			_, _ = io.WriteString(w, "reload failed, the current routes keep serving:\n"+err.Error()+"\n")
+			return
+		}
+		_, _ = io.WriteString(w, "reloaded\n")
+	})
+	return mux
+}
+
+// httpServer returns the public http.Server with the limits of cfg.
+func (s *Server) httpServer(h http.Handler) *http.Server {
+	l := s.started.Limits
+	// net/http allows 4096 bytes beyond MaxHeaderBytes; take them off so the
+	// configured figure is the real bound.
+	maxHeader := int(l.MaxHeaderBytes) - 4096
+	if maxHeader < 1024 {
+		maxHeader = 1024
+	}
+	return &http.Server{
+		Handler:           h,
+		MaxHeaderBytes:    maxHeader,
+		ReadHeaderTimeout: l.ReadHeaderTimeout,
+		IdleTimeout:       l.IdleTimeout,
+		ErrorLog:          s.proxyLog,
+		BaseContext:       func(net.Listener) context.Context { return s.baseCtx },
+	}
+}
+
+// ListenAndServe listens on the configured addresses and serves until ctx
+// is done, then shuts down gracefully.
+func (s *Server) ListenAndServe(ctx context.Context) error {
+	pub, err := net.Listen("tcp", s.started.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	var adm net.Listener
+	if s.started.Admin != "off" {
+		adm, err = net.Listen("tcp", s.started.Admin)
+		if err != nil {
+			pub.Close()
+			return fmt.Errorf("listen admin: %w", err)
+		}
+	}
+	return s.Serve(ctx, pub, adm)
+}
+
+// Serve serves the public port on pub and the admin port on adm (which may
+// be nil) until ctx is done. Then it stops accepting, waits up to
+// shutdown_grace for requests in flight (websockets and streams included),
+// cancels what is left and closes the access log.
+func (s *Server) Serve(ctx context.Context, pub, adm net.Listener) error {
+	srv := s.httpServer(s)
+	var admin *http.Server
+	errc := make(chan error, 2)
+	go func() { errc <- srv.Serve(pub) }()
+	if adm != nil {
+		admin = &http.Server{Handler: s.AdminHandler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: s.proxyLog}
+		go func() { errc <- admin.Serve(adm) }()
+	}
+	s.log.Info("edge serving", "listen", pub.Addr().String(), "admin", addrOf(adm))
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		s.log.Error("server stopped", "err", err)
+	}
+	s.shutdown(srv, admin)
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+func addrOf(l net.Listener) string {
+	if l == nil {
+		return "off"
+	}
+	return l.Addr().String()
+}
+
+func (s *Server) shutdown(srv, admin *http.Server) {
+	grace := s.cur.Load().cfg.ShutdownGrace
+	s.log.Info("shutting down", "grace", grace.String(), "in_flight", s.inflight.Load())
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	_ = srv.Shutdown(ctx) // stops accepting; waits for requests, not for hijacked connections
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for s.inflight.Load() > 0 && ctx.Err() == nil {
+		select {
+		case <-tick.C:
+		case <-ctx.Done():
+		}
+	}
+	if n := s.inflight.Load(); n > 0 {
+		s.log.Warn("grace period over, cancelling requests", "in_flight", n)
+	}
+	s.cancelBase() // ends what is left, websockets included
+	_ = srv.Close()
+	if admin != nil {
+		_ = admin.Close()
+	}
+	for i := 0; i < 50 && s.inflight.Load() > 0; i++ {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if s.alog != nil {
+		s.alog.Close()
+	}
+	if s.alogFile != nil {
+		_ = s.alogFile.Close()
+	}
+	s.buildMu.Lock()
+	for _, tr := range s.transports {
+		tr.CloseIdleConnections()
+	}
+	s.buildMu.Unlock()
+}
+
+// Routes returns the paths of the current table in match order, for logs.
+func (s *Server) Routes() []string {
+	t := s.cur.Load()
+	var out []string
+	for _, rs := range t.byHost {
+		for _, r := range rs {
+			out = append(out, r.name)
+		}
+	}
+	slices.Sort(out)
+	for _, r := range t.any {
+		out = append(out, r.name)
+	}
+	return out
+}

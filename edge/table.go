@@ -1,0 +1,130 @@
+package edge
+
+import (
+	"cmp"
+	"net/http/httputil"
+	"slices"
+	"strings"
+)
+
+// table is an immutable routing table built from one Config. The Server
+// swaps whole tables on reload; a request uses the table it started with
+// until it ends, so in-flight requests and open websockets finish on the
+// routes they were routed by.
+type table struct {
+	cfg     *Config
+	any     []*route            // routes without host, longest path first
+	byHost  map[string][]*route // routes with a host, longest path first
+	headers []headerOp          // the global header operations
+	// failLimit is basic_auth.failures_per_minute.
+	failLimit int
+}
+
+// route is a Route made ready to serve: its proxy, its user set, its header
+// operations and its metrics are built once, at table build.
+type route struct {
+	Route
+	name      string // label and log value: the path, host-qualified when set
+	upstream  string // To, for the log
+	baseRaw   string // To's escaped path, prepended to forwarded paths
+	baseDec   string // To's path
+	stripDec  int    // length of Path once unescaped
+	proxy     *httputil.ReverseProxy
+	users     *userSet // nil without auth
+	headers   []headerOp
+	m         *routeMetrics
+	tooLarge  string // the 413 body
+	noGateway string // the 502 body
+	timeout   string // the 504 body
+}
+
+// lookup returns the route for host and the normalized path, or nil. It
+// does not allocate.
+func (t *table) lookup(host, path string) *route {
+	if len(t.byHost) > 0 {
+		if rs := t.byHost[hostKey(host)]; rs != nil {
+			if r := match(rs, path); r != nil {
+				return r
+			}
+		}
+	}
+	return match(t.any, path)
+}
+
+// match returns the longest route of rs (sorted longest first) whose path is
+// a prefix of path on a segment boundary, ignoring ASCII case.
+func match(rs []*route, path string) *route {
+	for _, r := range rs {
+		n := len(r.Path)
+		if len(path) < n || !hasPrefixFold(path, r.Path) {
+			continue
+		}
+		if len(path) == n || r.Path == "/" || path[n] == '/' {
+			return r
+		}
+	}
+	return nil
+}
+
+// hostKey strips the port from a Host header and lower-cases it; it
+// allocates only when there is upper case to fold.
+func hostKey(host string) string {
+	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.HasSuffix(host, "]") {
+		host = host[:i]
+	}
+	for i := 0; i < len(host); i++ {
+		if 'A' <= host[i] && host[i] <= 'Z' {
+			return strings.ToLower(host)
+		}
+	}
+	return host
+}
+
+// sortRoutes orders routes longest path first, which is the match order.
+func sortRoutes(rs []*route) {
+	slices.SortStableFunc(rs, func(a, b *route) int { return cmp.Compare(len(b.Path), len(a.Path)) })
+}
+
+// buildTable makes the table for cfg. The Server supplies what outlives
+// tables: transports, metrics, the authenticator.
+func (s *Server) buildTable(cfg *Config) *table {
+	t := &table{
+		cfg:       cfg,
+		byHost:    make(map[string][]*route),
+		headers:   headerOps(cfg.Headers, nil),
+		failLimit: cfg.BasicAuth.FailuresPerMinute,
+	}
+	sets := make(map[string]*userSet)
+	for name, users := range cfg.Users {
+		sets[name] = s.auth.newUserSet(name, users)
+	}
+	for _, rc := range cfg.Routes {
+		r := &route{
+			Route:    rc,
+			name:     hostPath(rc.Host, rc.Path),
+			upstream: rc.To.String(),
+			baseRaw:  rc.To.EscapedPath(),
+			baseDec:  rc.To.Path,
+			stripDec: len(unescapePath(rc.Path)),
+			headers:  headerOps(cfg.Headers, rc.Headers),
+		}
+		if rc.Auth != "" {
+			r.users = sets[rc.Auth]
+		}
+		r.m = s.routeMetrics(r.name)
+		r.tooLarge = "413 Request Entity Too Large: the request body exceeds the " + formatSize(rc.MaxBody) + " limit of route " + r.name + "\n"
+		r.noGateway = "502 Bad Gateway: the upstream of route " + r.name + " is unreachable\n"
+		r.timeout = "504 Gateway Timeout: the upstream of route " + r.name + " did not answer in time\n"
+		r.proxy = s.newProxy(t, r)
+		if rc.Host != "" {
+			t.byHost[rc.Host] = append(t.byHost[rc.Host], r)
+		} else {
+			t.any = append(t.any, r)
+		}
+	}
+	sortRoutes(t.any)
+	for _, rs := range t.byHost {
+		sortRoutes(rs)
+	}
+	return t
+}
