@@ -193,26 +193,24 @@ func (s *Server) handleDownload(w http.ResponseWriter, r *http.Request) {
 }
 
 // contentDisposition makes an attachment header for a client-chosen name.
-// mime.FormatMediaType quotes and escapes it, using RFC 2231 encoding for
-// non-ASCII names; an ASCII fallback name comes first for old clients.
+// mime.FormatMediaType quotes and escapes it, switching to RFC 2231
+// (filename*=utf-8''...) for non-ASCII names; those also get a plain
+// ASCII filename first, for clients that know only that form.
 func contentDisposition(name string) string {
+	cd := mime.FormatMediaType("attachment", map[string]string{"filename": name})
+	if cd == "" {
+		return "attachment"
+	}
+	if !strings.Contains(cd, "filename*=") {
+		return cd
+	}
 	ascii := strings.Map(func(r rune) rune {
-		if r < 0x20 || r >= 0x7f || r == '"' || r == '\\' {
+		if r < 0x20 || r >= 0x7f {
 			return '_'
 		}
 		return r
 	}, name)
-	cd := mime.FormatMediaType("attachment", map[string]string{"filename": ascii})
-	if ascii != name {
-		if ext := mime.FormatMediaType("attachment", map[string]string{"filename": name}); ext != "" {
-			// ext is "attachment; filename*=utf-8''..."; keep both forms.
-			cd += strings.TrimPrefix(ext, "attachment")
-		}
-	}
-	if cd == "" {
-		return "attachment"
-	}
-	return cd
+	return mime.FormatMediaType("attachment", map[string]string{"filename": ascii}) + strings.TrimPrefix(cd, "attachment")
 }
 
 // deleteResponse is the answer to DELETE /documents/{id}.
