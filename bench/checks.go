@@ -1,0 +1,57 @@
+package bench
+
+import (
+	"fmt"
+	"math"
+)
+
+// checks judges issue 5's targets on res. A target whose table is missing
+// is left out rather than failed: the run did not measure it.
+func checks(res *Results) []Check {
+	var out []Check
+	ratio := func(t *Table, a, b string) (float64, bool) {
+		ra, rb := t.Row(a), t.Row(b)
+		if ra == nil || rb == nil || len(ra.Samples) == 0 || len(rb.Samples) == 0 || rb.Value.Median == 0 {
+			return math.NaN(), false
+		}
+		return ra.Value.Median / rb.Value.Median, true
+	}
+	for _, t := range res.Tables {
+		switch {
+		case t.Scenario == 1 && t.Logs:
+			where := fmt.Sprintf("scenario 1, %d conns, %s, logs on", t.Conns, t.Layout)
+			if r, ok := ratio(t, Edge, Caddy); ok {
+				out = append(out, Check{Name: "edge/Caddy req/s, " + where, Want: "≥ 3", Got: r, Unit: "×", Pass: r >= 3})
+			}
+			if r, ok := ratio(t, Edge, Nginx); ok {
+				out = append(out, Check{Name: "edge/nginx req/s, " + where, Want: "≥ 0.6", Got: r, Unit: "×", Pass: r >= 0.6})
+			}
+		case t.Scenario == 2:
+			if r, ok := ratio(t, "edge auth", "edge open"); ok {
+				out = append(out, Check{Name: "edge auth/open route req/s (scenario 2)", Want: "≥ 0.9", Got: r, Unit: "×", Pass: r >= 0.9})
+			}
+		case t.Scenario == 3:
+			if r, ok := ratio(t, Edge, Direct); ok {
+				out = append(out, Check{Name: "edge/direct upload throughput (scenario 3)", Want: "≥ 0.8", Got: r, Unit: "×", Pass: r >= 0.8})
+			}
+			if row := t.Row(Edge); row != nil && len(row.Samples) > 0 {
+				out = append(out, Check{Name: "edge peak RSS during the upload (scenario 3, worst round)", Want: "≤ 32", Got: row.MemMiB.Max, Unit: "MiB", Pass: row.MemMiB.Max <= 32})
+			}
+		case t.Scenario == 4:
+			for _, row := range t.Rows {
+				if len(row.Samples) > 0 {
+					out = append(out, Check{Name: "failed requests during SIGHUP every 100 ms (scenario 4)", Want: "= 0", Got: float64(row.Errors), Pass: row.Errors == 0 && row.Note == ""})
+				}
+			}
+		case t.Scenario == 5:
+			if row := t.Row(Edge); row != nil && len(row.Samples) > 0 {
+				c := Check{Name: fmt.Sprintf("edge RSS with %d idle connections (scenario 5)", t.Conns), Want: "≤ 150", Got: row.Value.Max, Unit: "MiB", Pass: row.Value.Max <= 150 && row.Errors == 0}
+				if row.Errors > 0 {
+					c.Note = row.Note
+				}
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,184 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+)
+
+// The targets: "direct" is the bare upstream (the limit row), the others are
+// proxies in front of it.
+const (
+	Direct  = "direct"
+	Edge    = "edge"
+	Caddy   = "caddy"
+	Nginx   = "nginx"
+	HAProxy = "haproxy"
+)
+
+// idleConns is the keep-alive pool to the upstream in every proxy: the
+// edge's default, so that no proxy churns upstream connections at 256
+// client connections.
+const idleConns = 512
+
+// Fleet is one phase's servers: the upstream and the proxies in front of it,
+// started with the same layout and access-log setting.
+type Fleet struct {
+	Dir      string
+	Pinned   bool
+	Logs     bool
+	Upstream *Proc
+	Proxies  map[string]*Proc
+	// Skipped says why a requested proxy is not running.
+	Skipped map[string]string
+}
+
+// pinServers is the CPU the servers get in the pinned layout; the load
+// generator gets loadCPU.
+const (
+	pinServers = "0"
+	loadCPU    = "1"
+)
+
+// StartFleet starts the upstream and the named proxies in a fresh dir. A
+// proxy that cannot start is recorded in Skipped, not fatal: the others
+// still make a table.
+func (e *Env) StartFleet(ctx context.Context, name string, proxies []string, pinned, logs bool) (*Fleet, error) {
+	dir, err := os.MkdirTemp(e.Dir, name+"-")
+	if err != nil {
+		return nil, fmt.Errorf("fleet dir: %w", err)
+	}
+	f := &Fleet{Dir: dir, Pinned: pinned, Logs: logs, Proxies: map[string]*Proc{}, Skipped: map[string]string{}}
+	pin := ""
+	if pinned {
+		pin = pinServers
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	f.Upstream, err = StartProc(ctx, ProcSpec{
+		Name: "upstream", Argv: []string{e.Bin["upstream"], "-addr", "127.0.0.1:" + strconv.Itoa(port)},
+		Env: []string{"GOMAXPROCS=1"}, Port: port, Pin: pin, Dir: dir,
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range proxies {
+		proc, err := e.startProxy(ctx, p, dir, pin, logs, f.Upstream.Port, "edge/routes.yaml.tmpl")
+		if err != nil {
+			f.Skipped[p] = err.Error()
+			e.Log("%s: %v", p, err)
+			continue
+		}
+		f.Proxies[p] = proc
+	}
+	return f, nil
+}
+
+// startProxy renders the proxy's configuration and starts it; the edge's
+// comes from edgeTemplate.
+func (e *Env) startProxy(ctx context.Context, name, dir, pin string, logs bool, upstreamPort int, edgeTemplate string) (*Proc, error) {
+	if why, ok := e.Missing[name]; ok {
+		return nil, fmt.Errorf("%s %s: %w", name, why, errSkip)
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	p := e.peerParams(dir, port, "127.0.0.1:"+strconv.Itoa(upstreamPort))
+	if logs {
+		p.AccessLog = filepath.Join(dir, name+"-access.log")
+	}
+	spec := ProcSpec{Name: name, Port: port, Pin: pin, Dir: dir}
+	// The Go proxies get one P, as nginx gets one worker and HAProxy one thread.
+	goEnv := []string{"GOMAXPROCS=1", "HOME=" + dir, "XDG_DATA_HOME=" + dir, "XDG_CONFIG_HOME=" + dir}
+	switch name {
+	case Edge:
+		if e.Hash == "" {
+			return nil, fmt.Errorf("edge: no password hash: %w", errSkip)
+		}
+		if p.AdminPort, err = freePort(); err != nil {
+			return nil, err
+		}
+		cfg, err := RenderPeer(edgeTemplate, p, dir)
+		if err != nil {
+			return nil, err
+		}
+		spec.Argv = []string{e.Bin[Edge], "run", "-config", cfg}
+		spec.Env = goEnv
+		proc, err := StartProc(ctx, spec)
+		if err == nil {
+			proc.Admin = p.AdminPort
+		}
+		return proc, err
+	case Caddy:
+		cfg, err := RenderPeer("caddy/Caddyfile.tmpl", p, dir)
+		if err != nil {
+			return nil, err
+		}
+		spec.Argv = []string{e.Bin[Caddy], "run", "--config", cfg, "--adapter", "caddyfile"}
+		spec.Env = goEnv
+	case Nginx:
+		cfg, err := RenderPeer("nginx/nginx.conf.tmpl", p, dir)
+		if err != nil {
+			return nil, err
+		}
+		spec.Argv = []string{e.Bin[Nginx], "-p", dir, "-c", cfg, "-e", filepath.Join(dir, "nginx-error.log")}
+	case HAProxy:
+		cfg, err := RenderPeer("haproxy/haproxy.cfg.tmpl", p, dir)
+		if err != nil {
+			return nil, err
+		}
+		spec.Argv = []string{e.Bin[HAProxy], "-f", cfg, "-db"}
+		// HAProxy logs to stdout (format raw): stdout is the access-log file.
+		spec.Stdout = p.AccessLog
+	default:
+		return nil, fmt.Errorf("unknown proxy %q", name)
+	}
+	return StartProc(ctx, spec)
+}
+
+// peerParams fills the settings every peer shares.
+func (e *Env) peerParams(dir string, port int, upstream string) PeerParams {
+	return PeerParams{
+		Port: port, Upstream: upstream, Dir: dir,
+		User: e.User, Hash: e.Hash, IdleConns: idleConns, Root: e.Root,
+		NoFile: e.NoFile, WorkerConns: e.NoFile - 100, MaxConn: (e.NoFile - 200) / 2,
+	}
+}
+
+// Port returns the port of a target ("direct" is the upstream), or 0.
+func (f *Fleet) Port(target string) int {
+	if target == Direct {
+		return f.Upstream.Port
+	}
+	if p, ok := f.Proxies[target]; ok {
+		return p.Port
+	}
+	return 0
+}
+
+// Pid returns the pid whose process tree serves target.
+func (f *Fleet) Pid(target string) int {
+	if target == Direct {
+		return f.Upstream.Pid
+	}
+	if p, ok := f.Proxies[target]; ok {
+		return p.Pid
+	}
+	return 0
+}
+
+// Stop ends every server of the fleet and removes its dir unless keep.
+func (f *Fleet) Stop(keep bool) {
+	for _, p := range f.Proxies {
+		p.Stop()
+	}
+	f.Upstream.Stop()
+	if !keep {
+		os.RemoveAll(f.Dir)
+	}
+}

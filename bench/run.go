@@ -1,0 +1,161 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+)
+
+// Options are the harness's flags.
+type Options struct {
+	Scenarios  []int
+	Duration   time.Duration // one wrk run
+	Rounds     int
+	Conns      []int    // scenario 1's connection counts
+	Layouts    []string // "pinned", "unpinned"
+	LogsOff    bool     // also run scenario 1 with access logs off
+	IdleConns  int      // scenario 5
+	Documents  int      // scenario 6
+	UploadMiB  int64    // scenario 3
+	Out        string   // results dir
+	Keep       bool     // keep the temp dir with configs and logs
+	ModuleRoot string
+	Command    string // as typed, for RESULTS.md
+}
+
+// Run runs the scenarios and writes results.json, RESULTS.md and chart.svg
+// into opts.Out. Progress goes to logw. A scenario that fails is recorded in
+// the results' Problems and the others still run.
+func Run(ctx context.Context, opts Options, logw io.Writer) (*Results, error) {
+	if runtime.GOOS != "linux" {
+		return nil, errors.New("the harness needs Linux (/proc, taskset)")
+	}
+	start := time.Now()
+	logf := func(format string, args ...any) {
+		fmt.Fprintf(logw, "%s  %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
+	}
+	dir, err := os.MkdirTemp("", "edgeapp-bench-")
+	if err != nil {
+		return nil, fmt.Errorf("temp dir: %w", err)
+	}
+	if opts.Keep {
+		logf("keeping configs and logs in %s", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+	e := &Env{
+		Dir: dir, Bin: map[string]string{}, Missing: map[string]string{}, Log: logf,
+		Root: os.Geteuid() == 0, NoFile: raiseNoFile(), User: "bench", Password: randomHex(12),
+	}
+	if err := e.findPeers(ctx); err != nil {
+		return nil, err
+	}
+	logf("building the upstream, the edge and the app")
+	if err := e.build(ctx, opts.ModuleRoot); err != nil {
+		return nil, err
+	}
+	res := &Results{
+		Command: opts.Command, Started: start.UTC(), Machine: machine(ctx, e),
+		Settings: Settings{
+			Scenarios: opts.Scenarios, Duration: opts.Duration, Rounds: opts.Rounds, Threads: wrkThreads,
+			Conns: opts.Conns, Layouts: opts.Layouts, LogsOff: opts.LogsOff,
+			IdleConns: opts.IdleConns, Documents: opts.Documents, UploadMiB: opts.UploadMiB,
+		},
+	}
+	if err := e.hashPassword(ctx); err != nil {
+		res.Problems = append(res.Problems, "no Basic Auth hash from the edge: "+err.Error())
+	}
+	res.BcryptCost = BcryptCost(e.Hash)
+	for name, why := range e.Missing {
+		res.Problems = append(res.Problems, name+" "+why)
+	}
+	for _, n := range opts.Scenarios {
+		if ctx.Err() != nil {
+			break
+		}
+		logf("scenario %d", n)
+		var tables []*Table
+		var err error
+		switch n {
+		case 1:
+			tables, err = e.scenario1(ctx, opts)
+		case 2:
+			tables, err = e.scenario2(ctx, opts)
+		case 3:
+			tables, err = e.scenario3(ctx, opts)
+		case 4:
+			tables, err = e.scenario4(ctx, opts)
+		case 5:
+			tables, err = e.scenario5(ctx, opts)
+		case 6:
+			tables, err = e.scenario6(ctx, opts)
+		default:
+			err = fmt.Errorf("no scenario %d", n)
+		}
+		for _, t := range tables {
+			t.Summarize()
+		}
+		res.Tables = append(res.Tables, tables...)
+		if err != nil {
+			logf("scenario %d: %v", n, err)
+			res.Problems = append(res.Problems, fmt.Sprintf("scenario %d: %v", n, err))
+		}
+	}
+	res.Checks = checks(res)
+	res.Elapsed = time.Since(start).Round(time.Second).String()
+	if err := os.MkdirAll(opts.Out, 0o755); err != nil {
+		return res, fmt.Errorf("results dir: %w", err)
+	}
+	if err := res.WriteJSON(opts.Out); err != nil {
+		return res, err
+	}
+	if err := os.WriteFile(filepath.Join(opts.Out, "RESULTS.md"), []byte(res.Markdown()), 0o644); err != nil {
+		return res, fmt.Errorf("results markdown: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(opts.Out, "chart.svg"), []byte(Chart(res)), 0o644); err != nil {
+		return res, fmt.Errorf("chart: %w", err)
+	}
+	return res, nil
+}
+
+// machine describes the host for RESULTS.md.
+func machine(ctx context.Context, e *Env) Machine {
+	m := Machine{NumCPU: runtime.NumCPU(), NoFile: e.NoFile, Versions: e.versions(ctx)}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		m.CPUModel = procField(string(b), "model name")
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m.Kernel = strings.TrimSpace(string(b))
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		m.MemTotal = procField(string(b), "MemTotal")
+	}
+	return m
+}
+
+// procField returns the value of the first "key: value" line of s.
+func procField(s, key string) string {
+	sc := bufio.NewScanner(strings.NewReader(s))
+	for sc.Scan() {
+		k, v, ok := strings.Cut(sc.Text(), ":")
+		if ok && strings.TrimSpace(k) == key {
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
