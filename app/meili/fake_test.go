@@ -498,7 +498,7 @@ func highlight(s string, words []string, pre, post string) string {
 		tok := strings.ToLower(s[l[0]:l[1]])
 		for i, w := range words {
 			if wordMatches(tok, w, i == len(words)-1) {
-				n := len(w) // a prefix match highlights the prefix, as Meilisearch does
+				n := len(w)                // a prefix match highlights the prefix, as Meilisearch does
 				if len(tok) != l[1]-l[0] { // lowercasing changed its length
 					n = l[1] - l[0]
 				}

@@ -243,8 +243,8 @@ func (x *Index) search(ctx context.Context, uid string, q app.SearchQuery, req *
 	}
 	for _, h := range resp.Hits {
 		var hit struct {
-			ID        int64             `json:"id"`
-			Score     float64           `json:"_rankingScore"`
+			ID        int64          `json:"id"`
+			Score     float64        `json:"_rankingScore"`
 			Formatted map[string]any `json:"_formatted"` // the id stays a number
 		}
 		if err := h.DecodeInto(&hit); err != nil {
