@@ -229,7 +229,7 @@ func TestDownloadFilenameEscaped(t *testing.T) {
 	e := newEnv(t)
 	for name, want := range map[string]string{
 		`a"b.txt`:       `a"b.txt`,
-		`C:\dir\c.txt`: "c.txt", // browsers on Windows send the path
+		`C:\dir\c.txt`:  "c.txt", // browsers on Windows send the path
 		"résumé.txt":    "résumé.txt",
 		"tab\there.txt": "tabhere.txt",
 	} {
