@@ -194,7 +194,7 @@ func (s *Server) handleDownload(w http.ResponseWriter, r *http.Request) {
 
 // contentDisposition makes an attachment header for a client-chosen name.
 // mime.FormatMediaType quotes and escapes it, switching to RFC 2231
-// (filename*=utf-8”...) for non-ASCII names; those also get a plain
+// (a filename* parameter) for non-ASCII names; those also get a plain
 // ASCII filename first, for clients that know only that form.
 func contentDisposition(name string) string {
 	cd := mime.FormatMediaType("attachment", map[string]string{"filename": name})
