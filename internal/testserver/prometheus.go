@@ -36,6 +36,9 @@ type PrometheusConfig struct {
 	// route prefix, as it does behind a proxy that keeps the prefix. Empty
 	// means the server's own address at the root.
 	ExternalURL string
+	// Args are extra command-line flags, e.g. a shorter
+	// --rules.alert.resend-delay.
+	Args []string
 }
 
 // Prometheus is a running Prometheus server owned by a test.
@@ -76,6 +79,7 @@ func StartPrometheus(t testing.TB, cfg PrometheusConfig) *Prometheus {
 		"--web.enable-lifecycle",
 		"--log.level=warn",
 	}
+	args = append(args, cfg.Args...)
 	base := "http://" + addr + strings.TrimSuffix(prefix, "/")
 	runUntilReady(t, bin, dir, args, base+"/-/ready")
 	return &Prometheus{Addr: addr, URL: base, Dir: dir}
