@@ -102,7 +102,7 @@ func parseConfig(getenv func(string) string) (*Config, error) {
 			bad("%s=%q: %v", a.name, a.addr, err)
 		}
 	}
-	if c.AppAddr == c.MetricsAddr {
+	if c.AppAddr == c.MetricsAddr && !strings.HasSuffix(c.AppAddr, ":0") {
 		bad("APP_ADDR and METRICS_ADDR are both %q: metrics need their own private listener", c.AppAddr)
 	}
 
