@@ -197,7 +197,8 @@ type recorder struct {
 	status      int
 	bytes       int64
 	wroteHeader bool
-	clientGone  bool // set by the proxy's error handler: log 499
+	clientGone  bool         // set by the proxy's error handler: log 499
+	body        *limitedBody // the request body, for the error handler
 }
 
 var _ http.ResponseWriter = (*recorder)(nil)

@@ -624,7 +624,7 @@ func (l *loader) config(doc *yaml.Node) *Config {
 	if usersNode != nil {
 		l.users(cfg, usersNode)
 	}
-	if routeNodes == nil {
+	if routeNodes == nil && root.Kind == yaml.MappingNode {
 		l.errorf(root, "routes: no routes")
 	}
 	seen := make(map[string]int)

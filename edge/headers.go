@@ -164,5 +164,7 @@ func (t *table) setForwarded(pr *httputil.ProxyRequest, c clientAddr) {
 	}
 	out.Header["X-Forwarded-For"] = []string{xff}
 	out.Header["X-Forwarded-Proto"] = proto
-	out.Header["X-Forwarded-Host"] = []string{host}
+	if host != "" {
+		out.Header["X-Forwarded-Host"] = []string{host}
+	}
 }

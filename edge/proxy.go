@@ -198,9 +198,12 @@ func (s *Server) proxyError(r *route, w http.ResponseWriter, req *http.Request, 
 	var kind string
 	var status int
 	var body string
-	lb, _ := req.Body.(*limitedBody)
+	var lb *limitedBody // req is the outbound request, whose Body ReverseProxy wrapped
+	if ex != nil {
+		lb = ex.body
+	}
 	switch {
-	case lb != nil && lb.tooLarge.Load():
+	case errors.Is(err, errBodyTooLarge) || lb != nil && lb.tooLarge.Load():
 		kind, status, body = "too_large", http.StatusRequestEntityTooLarge, r.tooLarge
 	case req.Context().Err() != nil:
 		// The client went away; there is no one to answer.

@@ -231,7 +231,7 @@ func (s *Server) serve(t *table, ex *exchange, r *http.Request) {
 	}
 	if r.Body != nil && r.Body != http.NoBody {
 		ex.body = &limitedBody{rc: r.Body, limit: rt.MaxBody}
-		r.Body = ex.body
+		r.Body, w.body = ex.body, ex.body
 	}
 	if clean != e.path {
 		r.URL.RawPath = clean
