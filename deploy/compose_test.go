@@ -243,7 +243,9 @@ func TestComposeRoutes(t *testing.T) {
 		}
 	}
 
-	key := func(r route) string { return r.Path + " auth=" + r.Auth + " strip=" + map[bool]string{true: "y"}[r.StripPrefix] }
+	key := func(r route) string {
+		return r.Path + " auth=" + r.Auth + " strip=" + map[bool]string{true: "y"}[r.StripPrefix]
+	}
 	var a, b []string
 	for _, r := range composeRoutes.Routes {
 		a = append(a, key(r))

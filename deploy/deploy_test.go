@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +16,7 @@ import (
 	"testing"
 
 	"golang.org/x/crypto/bcrypt"
+	"gopkg.in/yaml.v3"
 
 	"selfhost.dev/edgeapp/internal/testserver"
 )
@@ -433,4 +436,108 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+func TestBlackboxConfigCheck(t *testing.T) {
+	bbx := tool(t, "prometheus-blackbox-exporter", "apt-get install prometheus-blackbox-exporter")
+	run(t, "blackbox", nil, bbx, "--config.check", "--config.file=blackbox.yml")
+}
+
+// The probe modules mean what prometheus.yml uses them for, against the
+// real exporter: http_401 passes only for a Basic Auth challenge (a
+// dashboard left open fails it), http_2xx for a healthy endpoint.
+func TestBlackboxModules(t *testing.T) {
+	t.Parallel()
+	bbx := testserver.StartBlackboxExporter(t, readFile(t, "blackbox/blackbox.yml"))
+	mux := http.NewServeMux()
+	mux.HandleFunc("/protected", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("WWW-Authenticate", `Basic realm="edge"`)
+		http.Error(w, "unauthorized", http.StatusUnauthorized)
+	})
+	mux.HandleFunc("/open", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "dashboard") })
+	mux.HandleFunc("/redirect", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/open", http.StatusFound) })
+	mux.HandleFunc("/down", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "down", http.StatusServiceUnavailable) })
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+
+	for _, c := range []struct {
+		module, target string
+		success        bool
+	}{
+		{"http_401", srv.URL + "/protected", true},
+		{"http_401", srv.URL + "/open", false},
+		{"http_401", srv.URL + "/redirect", false},
+		{"http_2xx", srv.URL + "/open", true},
+		{"http_2xx", srv.URL + "/down", false},
+		{"http_2xx", srv.URL + "/redirect", false},
+		{"tcp_connect", srv.Listener.Addr().String(), true},
+	} {
+		resp, err := http.Get(bbx.URL + "/probe?module=" + c.module + "&target=" + url.QueryEscape(c.target))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		want := "probe_success 0"
+		if c.success {
+			want = "probe_success 1"
+		}
+		if !strings.Contains(string(body), "\n"+want+"\n") {
+			t.Errorf("module %s on %s: want %q in\n%s", c.module, c.target, want, body)
+		}
+	}
+}
+
+// Promtail's labels stay few and bounded: every label a pipeline sets is
+// one of these, and nothing per request (request_id, path, client_ip,
+// user) becomes one.
+func TestPromtailLabelsBounded(t *testing.T) {
+	allowed := map[string]bool{"service": true, "stream": true, "level": true, "route": true, "status": true}
+	var cfg struct {
+		ScrapeConfigs []struct {
+			RelabelConfigs []struct {
+				TargetLabel string `yaml:"target_label"`
+			} `yaml:"relabel_configs"`
+			PipelineStages []map[string]yaml.Node `yaml:"pipeline_stages"`
+		} `yaml:"scrape_configs"`
+	}
+	readYAML(t, "promtail/promtail.yml", &cfg)
+	var labels []string
+	var walk func(stages []map[string]yaml.Node)
+	walk = func(stages []map[string]yaml.Node) {
+		for _, stage := range stages {
+			for kind, node := range stage {
+				switch kind {
+				case "labels":
+					var m map[string]any
+					if err := node.Decode(&m); err != nil {
+						t.Fatal(err)
+					}
+					labels = append(labels, sortedKeys(m)...)
+				case "match":
+					var m struct {
+						Stages []map[string]yaml.Node `yaml:"stages"`
+					}
+					if err := node.Decode(&m); err != nil {
+						t.Fatal(err)
+					}
+					walk(m.Stages)
+				}
+			}
+		}
+	}
+	for _, sc := range cfg.ScrapeConfigs {
+		for _, rc := range sc.RelabelConfigs {
+			labels = append(labels, rc.TargetLabel)
+		}
+		walk(sc.PipelineStages)
+	}
+	if len(labels) == 0 {
+		t.Fatal("no labels found: the test no longer reads promtail.yml's shape")
+	}
+	for _, l := range labels {
+		if !allowed[l] {
+			t.Errorf("promtail sets label %q: per-request values belong in the log line, not in a Loki label", l)
+		}
+	}
 }

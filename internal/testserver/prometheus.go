@@ -22,6 +22,7 @@ import (
 const (
 	prometheusInstall   = "apt-get install prometheus (Debian/Ubuntu) for /usr/bin/prometheus"
 	alertmanagerInstall = "apt-get install prometheus-alertmanager (Debian/Ubuntu) for /usr/bin/prometheus-alertmanager"
+	blackboxInstall     = "apt-get install prometheus-blackbox-exporter (Debian/Ubuntu) for /usr/bin/prometheus-blackbox-exporter"
 )
 
 // PrometheusConfig says how to start a Prometheus server.
@@ -139,6 +140,35 @@ func StartAlertmanager(t testing.TB, cfg AlertmanagerConfig) *Alertmanager {
 	base := "http://" + addr + strings.TrimSuffix(prefix, "/")
 	runUntilReady(t, bin, dir, args, base+"/-/ready")
 	return &Alertmanager{Addr: addr, URL: base, Dir: dir}
+}
+
+// BlackboxExporter is a running blackbox exporter owned by a test.
+type BlackboxExporter struct {
+	// Addr is the host:port it listens on (loopback).
+	Addr string
+	// URL is its base URL, e.g. http://127.0.0.1:41236.
+	URL string
+}
+
+// StartBlackboxExporter starts the real blackbox exporter with the given
+// blackbox.yml text on a free loopback port and waits until it is healthy.
+// It is stopped when t ends. Without the binary the test is skipped.
+func StartBlackboxExporter(t testing.TB, config string) *BlackboxExporter {
+	t.Helper()
+	bin := findServerBinary("blackbox_exporter", "/usr/bin/prometheus-blackbox-exporter")
+	if bin == "" {
+		Skip(t, "blackbox exporter not found: %s", blackboxInstall)
+	}
+	dir := t.TempDir()
+	writeServerFiles(t, dir, map[string]string{"blackbox.yml": config})
+	addr := reserveLoopbackAddr(t)
+	args := []string{
+		"--config.file=" + filepath.Join(dir, "blackbox.yml"),
+		"--web.listen-address=" + addr,
+		"--log.level=warn",
+	}
+	runUntilReady(t, bin, dir, args, "http://"+addr+"/-/healthy")
+	return &BlackboxExporter{Addr: addr, URL: "http://" + addr}
 }
 
 // findServerBinary finds name on PATH, else the Debian path, else "".
