@@ -191,19 +191,20 @@ func (e *Env) scenario6(ctx context.Context, opts Options) ([]*Table, error) {
 	const conns = 64
 	var tables []*Table
 	var cells []cell
-	for _, ep := range []struct{ id, title, script string }{
-		{"s6-search", "GET /documents/search", search},
-		{"s6-contact", "POST /contact", contact},
+	for _, ep := range []struct{ id, title, script, path string }{
+		{"s6-search", "GET /documents/search", search, "/documents/search"},
+		{"s6-contact", "POST /contact", contact, "/contact"},
 	} {
 		t := &Table{
 			ID: ep.id, Scenario: 6, Layout: "unpinned", Logs: true, Conns: conns, Unit: "req/s", RefRow: "app direct",
 			Title: fmt.Sprintf("Scenario 6: the app, %s, %d connections (%d documents, embedded SQLite)", ep.title, conns, opts.Documents),
-			Notes: []string{"nothing pinned; the app runs with its default GOMAXPROCS, the edge with GOMAXPROCS=1"},
+			Notes: []string{"nothing pinned; the app runs with its default GOMAXPROCS, the edge with GOMAXPROCS=1",
+				"CPU µs/req is the app's on the direct row and the edge's alone on the via-edge row"},
 		}
 		tables = append(tables, t)
 		cells = append(cells,
-			cell{table: t, target: Direct, row: "app direct", load: load{Script: ep.script}, conns: conns},
-			cell{table: t, target: Edge, row: "app via edge", load: load{Script: ep.script}, conns: conns})
+			cell{table: t, target: Direct, row: "app direct", load: load{Path: ep.path, Script: ep.script}, conns: conns},
+			cell{table: t, target: Edge, row: "app via edge", load: load{Path: ep.path, Script: ep.script}, conns: conns})
 	}
 	e.interleave(ctx, f, cells, opts.Rounds, opts.Duration)
 	return tables, ctx.Err()

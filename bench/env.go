@@ -94,6 +94,7 @@ func (e *Env) build(ctx context.Context, moduleRoot string) error {
 	bin := filepath.Join(e.Dir, "bin")
 	for _, b := range []struct{ name, pkg string }{
 		{"upstream", "./bench/cmd/upstream"}, {"edge", "./cmd/edge"}, {"app", "./cmd/app"},
+		{"edgeprof", "./bench/cmd/edgeprof"},
 	} {
 		out := filepath.Join(bin, b.name)
 		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", out, b.pkg)

@@ -42,6 +42,10 @@ func (res *Results) Markdown() string {
 	for _, t := range res.Tables {
 		b.WriteString(t.Markdown())
 	}
+	if p := res.Profile; p != nil && p.Flat != "" {
+		fmt.Fprintf(&b, "## Where the edge's CPU goes\n\n%s: %s req/s, %s µs CPU per request. `%s`, first lines:\n\n```\n%s\n```\n\nBy cumulative time:\n\n```\n%s\n```\n\n",
+			p.Load, num(p.RPS), num(p.CPUus), p.Command, firstLines(p.Flat, 30), firstLines(p.Cum, 40))
+	}
 	if len(res.Problems) > 0 {
 		b.WriteString("## Problems\n\n")
 		for _, p := range res.Problems {
@@ -93,6 +97,8 @@ func num(x float64) string {
 	switch {
 	case math.IsNaN(x):
 		return ""
+	case x == 0:
+		return "0"
 	case math.Abs(x) >= 10000:
 		return fmt.Sprintf("%.1fk", x/1000)
 	case math.Abs(x) >= 100:

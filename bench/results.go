@@ -81,6 +81,7 @@ type Results struct {
 	BcryptCost int       `json:"bcrypt_cost,omitempty"`
 	Tables     []*Table  `json:"tables"`
 	Checks     []Check   `json:"checks"`
+	Profile    *Profile  `json:"edge_profile,omitempty"`
 	Problems   []string  `json:"problems,omitempty"`
 }
 
@@ -96,6 +97,7 @@ type Settings struct {
 	IdleConns int           `json:"idle_connections"`
 	Documents int           `json:"documents"`
 	UploadMiB int64         `json:"upload_mib"`
+	Profile   time.Duration `json:"profile_ns,omitempty"`
 }
 
 // summarize fills a row's summaries from its samples and the ratio to ref.

@@ -20,14 +20,15 @@ type Options struct {
 	Scenarios  []int
 	Duration   time.Duration // one wrk run
 	Rounds     int
-	Conns      []int    // scenario 1's connection counts
-	Layouts    []string // "pinned", "unpinned"
-	LogsOff    bool     // also run scenario 1 with access logs off
-	IdleConns  int      // scenario 5
-	Documents  int      // scenario 6
-	UploadMiB  int64    // scenario 3
-	Out        string   // results dir
-	Keep       bool     // keep the temp dir with configs and logs
+	Conns      []int         // scenario 1's connection counts
+	Layouts    []string      // "pinned", "unpinned"
+	LogsOff    bool          // also run scenario 1 with access logs off
+	IdleConns  int           // scenario 5
+	Documents  int           // scenario 6
+	UploadMiB  int64         // scenario 3
+	Out        string        // results dir
+	Keep       bool          // keep the temp dir with configs and logs
+	Profile    time.Duration // if > 0, profile the edge under scenario 1's load this long
 	ModuleRoot string
 	Command    string // as typed, for RESULTS.md
 }
@@ -69,6 +70,7 @@ func Run(ctx context.Context, opts Options, logw io.Writer) (*Results, error) {
 			Scenarios: opts.Scenarios, Duration: opts.Duration, Rounds: opts.Rounds, Threads: wrkThreads,
 			Conns: opts.Conns, Layouts: opts.Layouts, LogsOff: opts.LogsOff,
 			IdleConns: opts.IdleConns, Documents: opts.Documents, UploadMiB: opts.UploadMiB,
+			Profile: opts.Profile,
 		},
 	}
 	if err := e.hashPassword(ctx); err != nil {
@@ -109,6 +111,14 @@ func Run(ctx context.Context, opts Options, logw io.Writer) (*Results, error) {
 			logf("scenario %d: %v", n, err)
 			res.Problems = append(res.Problems, fmt.Sprintf("scenario %d: %v", n, err))
 		}
+	}
+	if opts.Profile > 0 && ctx.Err() == nil {
+		logf("profiling the edge for %v", opts.Profile)
+		p, err := e.profileEdge(ctx, opts, opts.Profile, filepath.Join(opts.Out, "tmp"))
+		if err != nil {
+			res.Problems = append(res.Problems, "profile: "+err.Error())
+		}
+		res.Profile = p
 	}
 	res.Checks = checks(res)
 	res.Elapsed = time.Since(start).Round(time.Second).String()

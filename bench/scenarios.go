@@ -276,7 +276,8 @@ func (e *Env) scenario5(ctx context.Context, opts Options) ([]*Table, error) {
 		ID: "s5-idle", Scenario: 5, Layout: "unpinned", Logs: true, Conns: n, Unit: "MiB RSS",
 		MemLabel: "RSS before, MiB",
 		Title:    fmt.Sprintf("Scenario 5: %d idle keep-alive client connections (one GET each, then idle)", n),
-		Notes:    []string{fmt.Sprintf("open-files limit %d (soft = hard) for the harness and every proxy", e.NoFile)},
+		Notes: []string{fmt.Sprintf("open-files limit %d (soft = hard) for the harness and every proxy", e.NoFile),
+			"RSS (VmRSS of the process tree) read after the connections have been idle for 3 s"},
 	}
 	for _, p := range proxies {
 		row := t.row(p)
@@ -291,7 +292,9 @@ func (e *Env) scenario5(ctx context.Context, opts Options) ([]*Table, error) {
 		}
 		before, _ := TreeMem(proc.Pid)
 		conns, err := openIdle(ctx, proc.Port, n)
-		time.Sleep(500 * time.Millisecond) // let the proxy settle its buffers
+		// Idle means idle for a while: give the runtimes a moment to return
+		// what serving the first request took.
+		time.Sleep(3 * time.Second)
 		with, merr := TreeMem(proc.Pid)
 		closeAll(conns)
 		s := Sample{Requests: int64(len(conns)), MemMiB: float64(before.RSS) / (1 << 20)}

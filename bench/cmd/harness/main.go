@@ -33,7 +33,7 @@ func main() {
 }
 
 func run() error {
-	scenarios := flag.String("scenarios", "all", `scenarios to run: "all" or a list such as "1,3"`)
+	scenarios := flag.String("scenarios", "all", `scenarios to run: "all", "none" (with -profile) or a list such as "1,3"`)
 	quick := flag.Bool("quick", false, "short runs, pinned layout and access logs on only (for scenario 1 in under 2 minutes)")
 	duration := flag.Duration("duration", 0, "one wrk run (default 3s, 2s with -quick)")
 	rounds := flag.Int("rounds", 3, "interleaved rounds")
@@ -44,6 +44,7 @@ func run() error {
 	docs := flag.Int("docs", 100000, "scenario 6's documents")
 	uploadMiB := flag.Int64("upload-mib", 1024, "scenario 3's upload size in MiB")
 	out := flag.String("out", "", "results dir (default bench/results, or bench/results/tmp/quick with -quick)")
+	profile := flag.Duration("profile", 0, "after the scenarios, profile the edge under scenario 1's load this long (e.g. 10s)")
 	keep := flag.Bool("keep", false, "keep the temp dir with the rendered configs and the logs")
 	limit := flag.Duration("timeout", 0, "stop everything after this long (default 14m, 3m with -quick)")
 	flag.Parse()
@@ -55,7 +56,11 @@ func run() error {
 	opts := bench.Options{
 		Duration: *duration, Rounds: *rounds, LogsOff: *logsOff && !*quick,
 		IdleConns: *idle, Documents: *docs, UploadMiB: *uploadMiB, Keep: *keep, ModuleRoot: root,
+		Profile: *profile,
 		Command: "go run ./bench/cmd/harness " + strings.Join(os.Args[1:], " "),
+	}
+	if *scenarios == "none" {
+		*scenarios = ""
 	}
 	if opts.Scenarios, err = parseInts(*scenarios, "1,2,3,4,5,6"); err != nil {
 		return fmt.Errorf("-scenarios: %w", err)
@@ -120,6 +125,9 @@ func parseInts(s, all string) ([]int, error) {
 		s = all
 	}
 	var out []int
+	if s == "" {
+		return nil, nil
+	}
 	for f := range strings.SplitSeq(s, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || n <= 0 {
