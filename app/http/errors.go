@@ -1,6 +1,7 @@
 package http
 
 import (
+	"context"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -12,6 +13,10 @@ import (
 // retryAfterSeconds is the Retry-After sent with 503: long enough for a
 // restarting backend, short enough that a client does not give up.
 const retryAfterSeconds = 5
+
+// statusClientClosed is nginx's 499: the client closed the connection
+// before the answer was ready.
+const statusClientClosed = 499
 
 // errorStatus maps an error to its HTTP status. It is the only place that
 // does: handlers return domain errors and never pick a status themselves.
@@ -52,6 +57,12 @@ type errorBody struct {
 // writeError answers with err's status and user-facing message. Causes are
 // logged, never shown: a 500 says only "internal error".
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		// The client went away: nobody reads the answer, and it is not
+		// our failure. 499 is what the request log line will say.
+		w.WriteHeader(statusClientClosed)
+		return
+	}
 	status := errorStatus(err)
 	msg := app.ErrorMessage(err)
 	var mbe *http.MaxBytesError

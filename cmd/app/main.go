@@ -69,12 +69,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	logger := slog.New(slog.NewJSONHandler(stdout, nil))
 
 	if cmd == "migrate" {
-		b, err := openBackends(ctx, cfg, logger)
+		// Migrations run when the store opens; nothing else is needed.
+		store, err := openStore(ctx, cfg, logger)
 		if err != nil {
-			return err
+			return fmt.Errorf("open database: %w", err)
 		}
 		logger.Info("migrations applied")
-		return b.close()
+		return store.Close()
 	}
 	return serve(ctx, cfg, logger)
 }
