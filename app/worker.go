@@ -199,6 +199,8 @@ func (w *Worker) runBatch(ctx context.Context) bool {
 // release makes claimed jobs that will not run now claimable again at
 // once, instead of after their lease.
 func (w *Worker) release(ctx context.Context, jobs []*Job) {
+	ctx, cancel := settleContext(ctx)
+	defer cancel()
 	for _, j := range jobs {
 		if err := w.Store.RetryJob(ctx, j.ID, time.Now(), "worker stopped before running it"); err != nil {
 			w.log(ctx, slog.LevelWarn, "release outbox job", slog.Int64("job_id", j.ID), slog.Any("error", err))
@@ -206,8 +208,17 @@ func (w *Worker) release(ctx context.Context, jobs []*Job) {
 	}
 }
 
+// settleContext is for recording a job's outcome: a hard Stop cancels the
+// job's context, but what happened must still be written down, or a job
+// that succeeded would run again once its lease ends.
+func settleContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+}
+
 func (w *Worker) runJob(ctx context.Context, j *Job) {
 	err := w.do(ctx, j)
+	ctx, cancel := settleContext(ctx)
+	defer cancel()
 	if err == nil {
 		if err := w.Store.CompleteJob(ctx, j.ID); err != nil {
 			// ENOTFOUND: our lease ran out and another worker finished it.
@@ -229,11 +240,7 @@ func (w *Worker) runJob(ctx context.Context, j *Job) {
 	}
 	delay := backoff(j.Attempts, durationOr(w.MinBackoff, DefaultMinBackoff), durationOr(w.MaxBackoff, DefaultMaxBackoff))
 	w.log(ctx, slog.LevelWarn, "outbox job failed", slog.Int64("job_id", j.ID), slog.String("kind", j.Kind), slog.Int("attempts", j.Attempts), slog.Duration("retry_in", delay), slog.Any("error", err))
-	// The job's own context may be cancelled by a hard Stop; recording the
-	// retry must still happen.
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-	defer cancel()
-	if err := w.Store.RetryJob(rctx, j.ID, time.Now().Add(delay), err.Error()); err != nil {
+	if err := w.Store.RetryJob(ctx, j.ID, time.Now().Add(delay), err.Error()); err != nil {
 		w.log(ctx, slog.LevelWarn, "retry outbox job", slog.Int64("job_id", j.ID), slog.Any("error", err))
 	}
 }

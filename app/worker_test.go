@@ -320,3 +320,50 @@ func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	return sum
 }
+
+// ctxMailer blocks Send until its context ends.
+type ctxMailer struct {
+	app.Mailer
+	started chan struct{}
+}
+
+func (m ctxMailer) Send(ctx context.Context, _ *app.Message) error {
+	close(m.started)
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// TestWorkerHardStop: when Stop's context ends first, the running job is
+// cancelled and scheduled for a retry, not left leased.
+func TestWorkerHardStop(t *testing.T) {
+	db, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "app.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if err := db.CreateContact(t.Context(), &app.Contact{Name: "x", Email: "x@example.com", Message: "m"},
+		app.NewJob(app.JobNotifyContact, app.ContactPayload{ContactID: 1})); err != nil {
+		t.Fatal(err)
+	}
+	w := newWorker(t, db, nil, newDeliveries())
+	m := ctxMailer{started: make(chan struct{})}
+	w.Mailer = m
+	w.Lease = time.Hour
+	w.Start(context.Background())
+	<-m.started
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+	defer cancel()
+	if err := w.Stop(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Stop = %v, want DeadlineExceeded", err)
+	}
+	waitFor(t, "job claimable again well before its one-hour lease", func() error {
+		jobs, err := db.ClaimJobs(t.Context(), 1, time.Minute)
+		if err != nil {
+			return err
+		}
+		if len(jobs) != 1 || jobs[0].Attempts != 2 {
+			return fmt.Errorf("claimed %v", jobs)
+		}
+		return nil
+	})
+}
