@@ -135,6 +135,16 @@ func TestStackThroughEdge(t *testing.T) {
 		})
 	})
 
+	t.Run("the shipped SLO rules record from the real edge's metrics", func(t *testing.T) {
+		// No 5xx and nothing slow so far: both ratios are defined and zero.
+		for _, rec := range []string{"slo:edge_availability:error_ratio_rate5m", "slo:edge_latency:slow_ratio_rate5m"} {
+			waitFor(t, rec+" recorded", func() (bool, string) {
+				v, ok := s.query(t, rec)[""]
+				return ok && v == 0, fmt.Sprintf("%s = %v (present %v)", rec, v, ok)
+			})
+		}
+	})
+
 	t.Run("Chromium renders the Prometheus UI through Basic Auth", func(t *testing.T) {
 		s.screenshot(t)
 	})
@@ -161,7 +171,7 @@ func startStack(t *testing.T) *stack {
 		Config: fmt.Sprintf(`global:
   scrape_interval: 1s
   evaluation_interval: 1s
-rule_files: [e2e-rules.yml]
+rule_files: [e2e-rules.yml, alert-rules.yml, slo-rules.yml]
 alerting:
   alertmanagers:
     - path_prefix: /alertmanager
@@ -182,7 +192,11 @@ scrape_configs:
         expr: vector(1)
         labels: { severity: warning, service: e2e }
         annotations: { summary: "Always firing, to prove the alert path" }
-`},
+`,
+			// The shipped rules, evaluated against the real edge and app.
+			"alert-rules.yml": readFile(t, "../deploy/prometheus/alert-rules.yml"),
+			"slo-rules.yml":   readFile(t, "../deploy/prometheus/slo-rules.yml"),
+		},
 		ExternalURL: edgeURL + "/prometheus/",
 		// Alerts go out at the next evaluation, not up to a minute later
 		// when the first send raced Alertmanager's discovery.
@@ -209,9 +223,16 @@ scrape_configs:
 
 	// The edge, with routes like the shipped routes.yaml. Grafana and the
 	// MinIO console are not running: their routes only have to load.
-	hash, err := bcrypt.GenerateFromPassword([]byte(s.password), bcrypt.MinCost)
+	// The hash as the README makes it: the password on edge hash-password's stdin.
+	hashCmd := exec.Command(filepath.Join(bin, "edge"), "hash-password")
+	hashCmd.Stdin = strings.NewReader(s.password + "\n")
+	hashOut, err := hashCmd.Output()
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("edge hash-password: %v", err)
+	}
+	hash := bytes.TrimSpace(hashOut)
+	if bcrypt.CompareHashAndPassword(hash, []byte(s.password)) != nil {
+		t.Fatalf("edge hash-password printed %q, not a bcrypt hash of the password", hash)
 	}
 	routes := filepath.Join(t.TempDir(), "routes.yaml")
 	unused := freeAddr(t)
@@ -491,6 +512,15 @@ func randomHex(t *testing.T, n int) string {
 		t.Fatal(err)
 	}
 	return hex.EncodeToString(b)
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 func writeFile(t *testing.T, path, text string) {
