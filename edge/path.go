@@ -16,7 +16,7 @@ var (
 	errPathDelimiter    = errors.New("path holds an encoded ; % ? or #")
 	errPathSemicolon    = errors.New("path holds a ;")
 	errPathFragment     = errors.New("path holds a #")
-	errPathEscapesRoot  = errors.New("path climbs above / with ..")
+	errPathEscapesRoot  = errors.New("path has a .. segment above the root")
 )
 
 // normalizePath returns the form of the escaped request path p that routes

@@ -91,6 +91,15 @@ func TestNoRoute(t *testing.T) {
 	}
 }
 
+func TestConnectRefused(t *testing.T) {
+	up := newUpstream(t)
+	e := startEdge(t, `routes: [ { path: /, to: "${UP}" } ]`, map[string]string{"UP": up.URL})
+	code, b := rawRequest(t, e.addr, "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")
+	if code != http.StatusMethodNotAllowed || up.hits.Load() != 0 {
+		t.Errorf("CONNECT: %d %q, upstream hits %d", code, b, up.hits.Load())
+	}
+}
+
 func TestMaxBody(t *testing.T) {
 	up := newUpstream(t)
 	e := startEdge(t, `routes: [ { path: /, to: "${UP}", max_body: 1KiB } ]`, map[string]string{"UP": up.URL})

@@ -196,6 +196,11 @@ func (s *Server) serve(t *table, ex *exchange, r *http.Request) {
 	e := &ex.entry
 	e.clientIP = t.clientOf(r).ip
 	e.requestID = s.ids.requestID(r)
+	if r.Method == http.MethodConnect {
+		w.Header().Set("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")
+		respond(w, r, t.headers, http.StatusMethodNotAllowed, "405 Method Not Allowed: the edge is not a forward proxy\n")
+		return
+	}
 	clean, err := normalizePath(e.path)
 	if err != nil {
 		respond(w, r, t.headers, http.StatusBadRequest, "400 Bad Request: "+err.Error()+"\n")
