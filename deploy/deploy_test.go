@@ -188,6 +188,61 @@ func TestRealServersLoadShippedConfigs(t *testing.T) {
 	if n < 20 {
 		t.Errorf("Prometheus loaded %d rules, want every rule of both files", n)
 	}
+
+	// Every PromQL query of the dashboards parses in the real server, with
+	// Grafana's variables as Grafana would fill them in.
+	grafanaVars := strings.NewReplacer("$__rate_interval", "1m", "$__range", "1h", "$route", ".*", "$endpoint", ".*")
+	for _, q := range dashboardQueries(t) {
+		if q.datasource != "prometheus" {
+			continue
+		}
+		expr := grafanaVars.Replace(q.expr)
+		resp, err := http.Get(prom.URL + "/api/v1/query?query=" + url.QueryEscape(expr))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("%s: panel %q: %s: %s", q.file, q.panel, expr, body)
+		}
+	}
+}
+
+// dashboardQuery is one target of one panel of a dashboard.
+type dashboardQuery struct {
+	file, panel, datasource, expr string
+}
+
+func dashboardQueries(t *testing.T) []dashboardQuery {
+	t.Helper()
+	files, _ := filepath.Glob("grafana/dashboards/*.json")
+	var out []dashboardQuery
+	for _, f := range files {
+		var d struct {
+			Panels []struct {
+				Title   string `json:"title"`
+				Targets []struct {
+					Datasource struct {
+						UID string `json:"uid"`
+					} `json:"datasource"`
+					Expr string `json:"expr"`
+				} `json:"targets"`
+			} `json:"panels"`
+		}
+		if err := json.Unmarshal([]byte(readFile(t, f)), &d); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		for _, p := range d.Panels {
+			for _, tg := range p.Targets {
+				out = append(out, dashboardQuery{f, p.Title, tg.Datasource.UID, tg.Expr})
+			}
+		}
+	}
+	if len(out) < 20 {
+		t.Fatalf("only %d dashboard queries found", len(out))
+	}
+	return out
 }
 
 func TestTerraformFmt(t *testing.T) {
