@@ -49,10 +49,11 @@ func TestChartIsWellFormedSVG(t *testing.T) {
 			}
 		}
 	}
-	// Background, one panel frame and four bars: the table with no samples
-	// gets no panel and the row that was not run gets no bar.
-	if rects != 1+1+4 {
-		t.Errorf("%d rects, want 6", rects)
+	// Background, then a frame and four bars for req/s and again for CPU
+	// per request: the table with no samples gets no panel and the row that
+	// was not run gets no bar.
+	if rects != 1+2*(1+4) {
+		t.Errorf("%d rects, want 11", rects)
 	}
 	for _, want := range []string{"&lt;1 KiB&gt; &amp; co", "0.17×", "edge", "caddy"} {
 		if !strings.Contains(svg, want) {

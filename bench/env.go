@@ -61,7 +61,7 @@ func (e *Env) findPeers(ctx context.Context) error {
 		args := append([]string{"install", "-y", "-q", "--no-install-recommends"}, missing...)
 		cmd := exec.CommandContext(ctx, "apt-get", args...)
 		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-		if out, err := cmd.CombinedOutput(); err != nil {
+		if _, err := cmd.CombinedOutput(); err != nil {
 			// A stale package list is the usual cause on a fresh machine.
 			upd := exec.CommandContext(ctx, "apt-get", "update", "-q")
 			if uout, uerr := upd.CombinedOutput(); uerr != nil {
@@ -69,7 +69,7 @@ func (e *Env) findPeers(ctx context.Context) error {
 			}
 			cmd = exec.CommandContext(ctx, "apt-get", args...)
 			cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-			if out, err = cmd.CombinedOutput(); err != nil {
+			if out, err := cmd.CombinedOutput(); err != nil {
 				return fmt.Errorf("apt-get install: %w: %s", err, lastLines(out, 5))
 			}
 		}
