@@ -12,6 +12,11 @@ import (
 	"selfhost.dev/edgeapp/app/extract"
 	"selfhost.dev/edgeapp/app/fsblob"
 	"selfhost.dev/edgeapp/app/logmail"
+	"selfhost.dev/edgeapp/app/meili"
+	"selfhost.dev/edgeapp/app/postgres"
+	"selfhost.dev/edgeapp/app/s3"
+	"selfhost.dev/edgeapp/app/ses"
+	"selfhost.dev/edgeapp/app/smtp"
 	"selfhost.dev/edgeapp/app/sqlite"
 )
 
@@ -61,10 +66,14 @@ func (b *backends) close() error {
 	return errors.Join(errs...)
 }
 
-// openStore picks the database. Backend: SQLite in DATA_DIR (PostgreSQL
-// when DATABASE_URL is set comes with the production backends).
-// Migrations run at open.
+// openStore picks the database: PostgreSQL when DATABASE_URL is set, else
+// SQLite in DATA_DIR. Migrations run at open; a PostgreSQL server that is
+// down at start does not stop the app (see postgres.Open).
 func openStore(ctx context.Context, cfg *Config, logger *slog.Logger) (app.Store, error) {
+	if cfg.DatabaseURL != "" {
+		logger.Info("database: PostgreSQL", "url", redactURL(cfg.DatabaseURL))
+		return postgres.Open(ctx, cfg.DatabaseURL)
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create DATA_DIR: %w", err)
 	}
@@ -73,19 +82,34 @@ func openStore(ctx context.Context, cfg *Config, logger *slog.Logger) (app.Store
 	return sqlite.Open(ctx, path)
 }
 
-// openBlobs picks the blob store. Backend: files under DATA_DIR/blobs
-// (S3/MinIO when S3_ENDPOINT is set comes with the production backends).
+// openBlobs picks the blob store: S3/MinIO when S3_ENDPOINT is set (the
+// bucket is created if missing, once the server answers), else files
+// under DATA_DIR/blobs.
 func openBlobs(ctx context.Context, cfg *Config, logger *slog.Logger) (app.BlobStore, error) {
+	if cfg.S3.Endpoint != "" {
+		logger.Info("blob storage: S3", "endpoint", cfg.S3.Endpoint, "bucket", cfg.S3.Bucket, "ssl", cfg.S3.UseSSL)
+		return s3.New(ctx, s3.Config{
+			Endpoint: cfg.S3.Endpoint, AccessKey: cfg.S3.AccessKey, SecretKey: cfg.S3.SecretKey,
+			Bucket: cfg.S3.Bucket, Region: cfg.S3.Region, UseSSL: cfg.S3.UseSSL,
+		})
+	}
 	dir := filepath.Join(cfg.DataDir, "blobs")
 	logger.Info("blob storage: local files", "dir", dir)
 	return fsblob.New(dir)
 }
 
-// openIndex picks the search index. Backend: SQLite FTS5 in the SQLite
-// store (Meilisearch when MEILI_URL is set, PostgreSQL full-text search
-// with a PostgreSQL store, come with the production backends).
+// openIndex picks the search index: Meilisearch when MEILI_URL is set,
+// else the store's own full-text search (PostgreSQL tsvector or SQLite
+// FTS5).
 func openIndex(ctx context.Context, cfg *Config, store app.Store, logger *slog.Logger) (app.SearchIndex, error) {
+	if cfg.MeiliURL != "" {
+		logger.Info("search: Meilisearch", "url", cfg.MeiliURL)
+		return meili.New(cfg.MeiliURL, cfg.MeiliMasterKey)
+	}
 	switch db := store.(type) {
+	case *postgres.DB:
+		logger.Info("search: PostgreSQL full-text search")
+		return postgres.NewIndex(db), nil
 	case *sqlite.DB:
 		logger.Info("search: SQLite FTS5")
 		return sqlite.NewIndex(db), nil
@@ -94,10 +118,18 @@ func openIndex(ctx context.Context, cfg *Config, store app.Store, logger *slog.L
 	}
 }
 
-// openMailer picks the mailer. Backend: one that logs each message (SES
-// when SES_REGION is set, SMTP when SMTP_ADDR is set, come with the
-// production backends).
+// openMailer picks the mailer, first match wins: SES when SES_REGION is
+// set, SMTP when SMTP_ADDR is set, else one that logs each message.
+// (parseConfig refuses SES_REGION and SMTP_ADDR together.)
 func openMailer(ctx context.Context, cfg *Config, logger *slog.Logger) (app.Mailer, error) {
+	switch {
+	case cfg.SESRegion != "":
+		logger.Info("mail: Amazon SES", "region", cfg.SESRegion)
+		return ses.New(ctx, cfg.SESRegion, cfg.NotifyFrom)
+	case cfg.SMTPAddr != "":
+		logger.Info("mail: SMTP", "addr", cfg.SMTPAddr, "auth", cfg.SMTPUser != "")
+		return smtp.New(smtp.Config{Addr: cfg.SMTPAddr, User: cfg.SMTPUser, Password: cfg.SMTPPassword, From: cfg.NotifyFrom}), nil
+	}
 	logger.Info("mail: logged, not sent")
 	return logmail.New(logger), nil
 }

@@ -1,0 +1,266 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime/multipart"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"selfhost.dev/edgeapp/app/s3"
+	"selfhost.dev/edgeapp/internal/testserver"
+)
+
+// TestTwoInstances builds cmd/app and runs two processes of it against one
+// real PostgreSQL and one real MinIO, as two instances behind an edge
+// would. 200 contacts and uploads, sent concurrently and split between
+// them, must each be stored once, and every outbox job they queue must be
+// done exactly once (claimed once: one attempt each) by one instance or
+// the other.
+func TestTwoInstances(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and starts servers")
+	}
+	dbURL := testserver.Postgres(t)
+	endpoint, accessKey, secretKey := testserver.MinIO(t)
+	bucket := fmt.Sprintf("twoinstances-%d", time.Now().UnixNano()%1e9)
+	bin := buildApp(t)
+
+	env := []string{
+		"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "TMPDIR=" + t.TempDir(),
+		"APP_ADDR=127.0.0.1:0", "METRICS_ADDR=127.0.0.1:0",
+		"PUBLIC_API_KEY=" + testKey, "ADMIN_API_KEY=" + testKey + "-admin",
+		"NOTIFY_EMAIL_TO=owner@example.com",
+		"DATABASE_URL=" + dbURL,
+		"S3_ENDPOINT=" + endpoint, "S3_ACCESS_KEY=" + accessKey, "S3_SECRET_KEY=" + secretKey, "S3_BUCKET=" + bucket,
+	}
+	api1, log1 := startApp(t, bin, env)
+	api2, log2 := startApp(t, bin, env)
+	apis := []string{api1, api2}
+
+	const n = 200 // half contacts, half uploads
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16)
+	for i := range n {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			base := apis[i%2]
+			var req *http.Request
+			if i%4 < 2 {
+				body := fmt.Sprintf(`{"name":"Person %d","email":"person%d@example.com","message":"Message %d about wombats"}`, i, i, i)
+				req, _ = http.NewRequest("POST", base+"/contact", strings.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+			} else {
+				var buf bytes.Buffer
+				mw := multipart.NewWriter(&buf)
+				mw.WriteField("document_type", "note")
+				fw, _ := mw.CreateFormFile("file", fmt.Sprintf("note-%d.txt", i))
+				fmt.Fprintf(fw, "Note %d mentions the token quokka%d.\n", i, i)
+				mw.Close()
+				req, _ = http.NewRequest("POST", base+"/documents/upload", &buf)
+				req.Header.Set("Content-Type", mw.FormDataContentType())
+			}
+			req.Header.Set("X-API-Key", testKey)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Errorf("request %d: %v", i, err)
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusCreated {
+				t.Errorf("request %d (%s): %d %s", i, req.URL.Path, resp.StatusCode, b)
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+
+	ctx := t.Context()
+	db, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close(context.WithoutCancel(ctx))
+	count := func(sql string) int {
+		t.Helper()
+		var c int
+		if err := db.QueryRow(ctx, sql).Scan(&c); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+		return c
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for count("SELECT count(*) FROM jobs WHERE done_at IS NULL") > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("outbox not drained after 60s: %d jobs pending", count("SELECT count(*) FROM jobs WHERE done_at IS NULL"))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+
+	for _, c := range []struct {
+		what string
+		sql  string
+		want int
+	}{
+		{"contacts", "SELECT count(*) FROM contacts", n / 2},
+		{"distinct contact emails", "SELECT count(DISTINCT email) FROM contacts", n / 2},
+		{"documents", "SELECT count(*) FROM documents", n / 2},
+		{"distinct document filenames", "SELECT count(DISTINCT filename) FROM documents", n / 2},
+		{"distinct storage paths", "SELECT count(DISTINCT storage_path) FROM documents", n / 2},
+		{"jobs (2 per contact, 1 per upload)", "SELECT count(*) FROM jobs", n/2*2 + n/2},
+		{"jobs done", "SELECT count(*) FROM jobs WHERE done_at IS NOT NULL", n/2*2 + n/2},
+		{"jobs claimed more than once", "SELECT count(*) FROM jobs WHERE attempts <> 1", 0},
+		{"contact index entries", "SELECT count(*) FROM search_contacts", n / 2},
+		{"document index entries", "SELECT count(*) FROM search_documents", n / 2},
+		{"documents whose index entry has their text", `SELECT count(*) FROM documents d JOIN search_documents s ON s.id = d.id
+			WHERE s.body LIKE '%quokka' || substring(d.filename from 'note-([0-9]+)') || '.%'`, n / 2},
+	} {
+		if got := count(c.sql); got != c.want {
+			t.Errorf("%s: %d, want %d", c.what, got, c.want)
+		}
+	}
+
+	// Each notification went out once, from one instance or the other
+	// (the log mailer writes one line per message).
+	mails := map[string]int{}
+	perInstance := []int{0, 0}
+	for i, out := range []*syncBuffer{log1, log2} {
+		for line := range strings.SplitSeq(out.String(), "\n") {
+			var rec struct{ Msg, Subject string }
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "mail not sent: logged instead" {
+				mails[rec.Subject]++
+				perInstance[i]++
+			}
+		}
+	}
+	if len(mails) != n/2 {
+		t.Errorf("%d distinct notifications logged, want %d", len(mails), n/2)
+	}
+	for subject, c := range mails {
+		if c != 1 {
+			t.Errorf("notification %q sent %d times", subject, c)
+		}
+	}
+	t.Logf("notifications sent per instance: %v", perInstance)
+
+	// Every row's blob is in the bucket, with its bytes.
+	blobs, err := s3.New(ctx, s3.Config{Endpoint: endpoint, AccessKey: accessKey, SecretKey: secretKey, Bucket: bucket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := db.Query(ctx, "SELECT filename, storage_path, size FROM documents")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type doc struct {
+		name, path string
+		size       int64
+	}
+	var docs []doc
+	for rows.Next() {
+		var d doc
+		if err := rows.Scan(&d.name, &d.path, &d.size); err != nil {
+			t.Fatal(err)
+		}
+		docs = append(docs, d)
+	}
+	rows.Close()
+	for _, d := range docs {
+		rc, err := blobs.Get(ctx, d.path)
+		if err != nil {
+			t.Errorf("blob of %s: %v", d.name, err)
+			continue
+		}
+		b, _ := io.ReadAll(rc)
+		rc.Close()
+		var i int
+		fmt.Sscanf(d.name, "note-%d.txt", &i)
+		if want := fmt.Sprintf("Note %d mentions the token quokka%d.\n", i, i); string(b) != want || int64(len(b)) != d.size {
+			t.Errorf("blob of %s = %q (row size %d), want %q", d.name, b, d.size, want)
+		}
+	}
+
+	// Both instances serve what either stored.
+	for _, base := range apis {
+		req, _ := http.NewRequest("GET", base+"/documents/search?q=quokka103&limit=10", nil)
+		req.Header.Set("X-API-Key", testKey)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var res struct {
+			Total int `json:"total"`
+		}
+		json.NewDecoder(resp.Body).Decode(&res)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || res.Total != 1 {
+			t.Errorf("search on %s: %d, total %d; want 200 and the one note", base, resp.StatusCode, res.Total)
+		}
+	}
+}
+
+// buildApp builds this command into a temp dir.
+func buildApp(t *testing.T) string {
+	t.Helper()
+	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
+	if _, err := os.Stat(goTool); err != nil {
+		goTool = "go"
+	}
+	bin := filepath.Join(t.TempDir(), "app")
+	out, err := exec.Command(goTool, "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// startApp starts one app process and returns its API base URL and its
+// log. It is stopped with SIGTERM (a graceful shutdown) when t ends.
+func startApp(t *testing.T, bin string, env []string) (string, *syncBuffer) {
+	t.Helper()
+	out := &syncBuffer{}
+	cmd := exec.Command(bin)
+	cmd.Env = env
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("app exited with %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			t.Errorf("app did not stop within 30s of SIGTERM:\n%s", out.String())
+		}
+		if t.Failed() {
+			log := out.String()
+			t.Logf("app log (tail):\n%s", log[max(0, len(log)-8000):])
+		}
+	})
+	api, _ := listening(t, out, done)
+	return "http://" + api, out
+}
