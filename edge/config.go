@@ -591,6 +591,10 @@ func (l *loader) config(doc *yaml.Node) *Config {
 					cfg.Upstream.ResponseHeaderTimeout = l.duration(v2, where)
 				case "max_idle_conns_per_host":
 					cfg.Upstream.MaxIdleConnsPerHost = l.count(v2, where)
+					if cfg.Upstream.MaxIdleConnsPerHost == 0 {
+						// net/http would read 0 as its default of 2, which churns connections.
+						l.errorf(v2, "%s: want at least 1", where)
+					}
 				}
 			})
 		case "basic_auth":
@@ -670,6 +674,10 @@ func (l *loader) users(cfg *Config, n *yaml.Node) {
 	l.fields(n, "users", nil, func(set string, v *yaml.Node) {
 		var users []User
 		names := make(map[string]bool)
+		if v.Kind == yaml.SequenceNode && len(v.Content) == 0 || v.Tag == "!!null" {
+			l.errorf(v, "users.%s: no users", set)
+			return
+		}
 		l.list(v, "users."+set, func(i int, item *yaml.Node) {
 			where := fmt.Sprintf("users.%s[%d]", set, i)
 			var u User

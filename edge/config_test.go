@@ -160,6 +160,10 @@ func TestLoadErrors(t *testing.T) {
 			[]string{`line 1: headers.X-A: control character in header value`}},
 		{"route headers not mapping", "routes:\n  - { path: /, to: \"${UP}\", headers: [a] }",
 			[]string{`line 2: routes[0].headers: want a mapping, got a list`}},
+		{"empty user set", "users: { admins: [] }\nroutes: [ { path: /, to: \"${UP}\", auth: admins } ]",
+			[]string{`line 1: users.admins: no users`, `line 2: routes[0].auth: unknown user set "admins"`}},
+		{"zero idle conns", "upstream: { max_idle_conns_per_host: 0 }\nroutes: [ { path: /, to: \"${UP}\" } ]",
+			[]string{`line 1: upstream.max_idle_conns_per_host: want at least 1`}},
 		{"bad count", "basic_auth: { failures_per_minute: many }\nroutes: [ { path: /, to: \"${UP}\" } ]",
 			[]string{`line 1: basic_auth.failures_per_minute: want a whole number ≥ 0, got "many"`}},
 		{"many at once", `listen: nope
