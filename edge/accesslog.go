@@ -19,6 +19,7 @@ const accessLogQueue = 8192
 // slow stdout never holds a request behind a lock.
 type accessLog struct {
 	queue   chan *[]byte
+	swap    chan io.Writer // a new writer in, the old one back out
 	stop    chan struct{}
 	done    chan struct{}
 	dropped func() // counts a line dropped because the queue was full
@@ -30,6 +31,7 @@ type accessLog struct {
 func newAccessLog(w io.Writer, dropped func()) *accessLog {
 	l := &accessLog{
 		queue:   make(chan *[]byte, accessLogQueue),
+		swap:    make(chan io.Writer),
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 		dropped: dropped,
@@ -56,6 +58,11 @@ func (l *accessLog) run(w io.Writer) {
 				write(<-l.queue)
 			}
 			_ = bw.Flush()
+		case nw := <-l.swap:
+			_ = bw.Flush()
+			l.swap <- w
+			w = nw
+			bw.Reset(w)
 		case <-l.stop:
 			for {
 				select {
@@ -67,6 +74,17 @@ func (l *accessLog) run(w io.Writer) {
 				}
 			}
 		}
+	}
+}
+
+// use makes the log write to w from now on and returns the writer it
+// used, flushed, for the caller to close.
+func (l *accessLog) use(w io.Writer) io.Writer {
+	select {
+	case l.swap <- w:
+		return <-l.swap
+	case <-l.done: // closed: nothing writes any more
+		return nil
 	}
 }
 

@@ -2,8 +2,11 @@ package edge
 
 import (
 	"encoding/json"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 )
@@ -289,3 +292,46 @@ func TestAccessLogNeverBlocks(t *testing.T) {
 type blockingWriter chan struct{}
 
 func (b blockingWriter) Write(p []byte) (int, error) { <-b; return len(p), nil }
+
+// SIGHUP after logrotate moved the access log starts a new file.
+func TestAccessLogReopen(t *testing.T) {
+	up := newUpstream(t)
+	dir := t.TempDir()
+	logPath := dir + "/access.log"
+	yaml := "access_log: " + logPath + "\nroutes: [ { path: /, to: \"" + up.URL + "\" } ]\n"
+	load := func() (*Config, error) { return Load(strings.NewReader(yaml), nil) }
+	cfg, err := load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(cfg, Options{Load: load, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := httptest.NewServer(s)
+	defer front.Close()
+	get := func(path string) {
+		res, err := http.Get(front.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+	}
+	get("/first")
+	if err := os.Rename(logPath, logPath+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	get("/second")
+	s.alog.Close()
+	old, _ := os.ReadFile(logPath + ".1")
+	cur, _ := os.ReadFile(logPath)
+	if !strings.Contains(string(old), `"path":"/first"`) || strings.Contains(string(old), "/second") {
+		t.Errorf("rotated file: %s", old)
+	}
+	if !strings.Contains(string(cur), `"path":"/second"`) || strings.Contains(string(cur), "/first") {
+		t.Errorf("new file: %s", cur)
+	}
+}

@@ -47,7 +47,7 @@ type Server struct {
 	ids      *requestIDs
 	buffers  *bufferPool
 	alog     *accessLog // nil when off
-	alogFile *os.File   // the access log file, if it is one
+	alogFile *os.File   // the access log file, if it is one; guarded by buildMu
 	started  *Config    // what the listeners and limits were made from
 
 	cur atomic.Pointer[table]
@@ -103,9 +103,9 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		case "stderr":
 			w = os.Stderr
 		default:
-			f, err := os.OpenFile(cfg.AccessLog, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+			f, err := openAccessLog(cfg.AccessLog)
 			if err != nil {
-				return nil, fmt.Errorf("open access log: %w", err)
+				return nil, err
 			}
 			s.alogFile, w = f, f
 		}
@@ -145,6 +145,7 @@ func (s *Server) apply(cfg *Config) {
 // routes. An invalid one is logged and counted, the old routes keep
 // serving, and its error (every problem, with lines) is returned.
 func (s *Server) Reload() error {
+	s.reopenAccessLog()
 	if s.load == nil {
 		return errors.New("reload: no configuration source")
 	}
@@ -168,6 +169,33 @@ func (s *Server) Reload() error {
 	s.m.reloads.WithLabelValues("success").Inc()
 	s.log.Info("reloaded", "routes", len(cfg.Routes))
 	return nil
+}
+
+// reopenAccessLog opens the access log file again, so that SIGHUP after
+// logrotate moved it starts a new file. Lines queued meanwhile go to the
+// old file; none is lost.
+func (s *Server) reopenAccessLog() {
+	s.buildMu.Lock()
+	defer s.buildMu.Unlock()
+	if s.alogFile == nil {
+		return
+	}
+	f, err := openAccessLog(s.started.AccessLog)
+	if err != nil {
+		s.log.Error("reopen access log, still writing to the old file", "err", err)
+		return
+	}
+	_ = s.alog.use(f)
+	_ = s.alogFile.Close()
+	s.alogFile = f
+}
+
+func openAccessLog(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("open access log: %w", err)
+	}
+	return f, nil
 }
 
 // exchange is one request's state, pooled: the recorder handed to the
@@ -400,13 +428,13 @@ func (s *Server) shutdown(srv, admin *http.Server) {
 	for i := 0; i < 50 && s.inflight.Load() > 0; i++ {
 		time.Sleep(10 * time.Millisecond)
 	}
+	s.buildMu.Lock()
 	if s.alog != nil {
 		s.alog.Close()
 	}
 	if s.alogFile != nil {
 		_ = s.alogFile.Close()
 	}
-	s.buildMu.Lock()
 	for _, tr := range s.transports {
 		tr.CloseIdleConnections()
 	}
