@@ -705,10 +705,16 @@ func (l *loader) users(cfg *Config, n *yaml.Node) {
 				l.errorf(item, "%s: hash is missing (make one with `edge hash-password`)", where)
 				return
 			}
-			if _, err := bcrypt.Cost([]byte(u.Hash)); err != nil {
+			cost, err := bcrypt.Cost([]byte(u.Hash))
+			if err != nil {
 				if !strings.Contains(hashNode.Value, "${") || u.Hash != "" {
 					l.errorf(hashNode, "%s.hash: not a bcrypt hash (make one with `edge hash-password`)", where)
 				}
+				return
+			}
+			if cost > maxBcryptCost {
+				// Each login, and each unknown user's dummy comparison, would take seconds.
+				l.errorf(hashNode, "%s.hash: bcrypt cost %d is too slow (at most %d)", where, cost, maxBcryptCost)
 				return
 			}
 			names[u.Name] = true
@@ -717,6 +723,10 @@ func (l *loader) users(cfg *Config, n *yaml.Node) {
 		cfg.Users[set] = users
 	})
 }
+
+// maxBcryptCost bounds the cost of configured hashes: cost 16 already takes
+// about five seconds a verification.
+const maxBcryptCost = 16
 
 func (l *loader) route(cfg *Config, n *yaml.Node, i int) (Route, bool) {
 	r := Route{Line: n.Line}

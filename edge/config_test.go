@@ -148,6 +148,8 @@ func TestLoadErrors(t *testing.T) {
 		{"bad variable", "routes:\n  - { path: /, to: \"${UP\" }", []string{`line 2: routes[0].to: unterminated ${ in "${UP"`}},
 		{"not bcrypt", "users:\n  admins:\n    - { user: a, hash: plain }\nroutes: [ { path: /, to: \"${UP}\" } ]",
 			[]string{"line 3: users.admins[0].hash: not a bcrypt hash (make one with `edge hash-password`)"}},
+		{"slow hash", "users:\n  admins:\n    - { user: a, hash: \"$2a$20$" + strings.Repeat("a", 53) + "\" }\nroutes: [ { path: /, to: \"${UP}\" } ]",
+			[]string{"line 3: users.admins[0].hash: bcrypt cost 20 is too slow (at most 16)"}},
 		{"missing hash", "users:\n  admins:\n    - { user: a }\nroutes: [ { path: /, to: \"${UP}\" } ]",
 			[]string{"line 3: users.admins[0]: hash is missing (make one with `edge hash-password`)"}},
 		{"repeated user", "users:\n  admins:\n    - { user: a, hash: \"${HASH}\" }\n    - { user: a, hash: \"${HASH}\" }\nroutes: [ { path: /, to: \"${UP}\" } ]",

@@ -147,8 +147,12 @@ func serve(args []string, stderr io.Writer) int {
 func hashPassword(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("hash-password", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cost := fs.Int("cost", bcrypt.DefaultCost, "bcrypt cost (4-31)")
+	cost := fs.Int("cost", bcrypt.DefaultCost, "bcrypt cost, 4 to 16 (the edge refuses slower hashes)")
 	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *cost < bcrypt.MinCost || *cost > 16 {
+		fmt.Fprintln(stderr, "edge hash-password: -cost must be 4 to 16")
 		return 2
 	}
 	pw, err := readPassword(stdin, stderr)
