@@ -162,9 +162,10 @@ func (t *table) setForwarded(pr *httputil.ProxyRequest, c clientAddr) {
 		delete(out.Header, "X-Real-Ip")
 		delete(out.Header, "True-Client-Ip")
 	}
-	out.Header["X-Forwarded-For"] = []string{xff}
+	vals := []string{xff, host} // one allocation for both headers
+	out.Header["X-Forwarded-For"] = vals[0:1:1]
 	out.Header["X-Forwarded-Proto"] = proto
 	if host != "" {
-		out.Header["X-Forwarded-Host"] = []string{host}
+		out.Header["X-Forwarded-Host"] = vals[1:2:2]
 	}
 }

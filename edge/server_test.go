@@ -358,3 +358,26 @@ routes: [ { path: /, to: "${UP}" } ]
 		t.Error("the websocket is still open")
 	}
 }
+
+// Upstream connection pools survive a reload: the new table's routes use
+// the same Transport as the old one's, unless the upstream settings changed.
+func TestTransportsKeptAcrossReload(t *testing.T) {
+	up := newUpstream(t)
+	env := map[string]string{"UP": up.URL, "WS": up.URL, "SSE": up.URL}
+	e := startEdge(t, reloadYAML("a"), env)
+	before := e.cur.Load().any[0].proxy.Transport
+	e.rewrite(t, reloadYAML("b"))
+	if err := e.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if after := e.cur.Load().any[0].proxy.Transport; after != before {
+		t.Error("a reload replaced the upstream Transport")
+	}
+	e.rewrite(t, "upstream: { dial_timeout: 1s }\n"+reloadYAML("b"))
+	if err := e.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if after := e.cur.Load().any[0].proxy.Transport; after == before {
+		t.Error("new upstream settings kept the old Transport")
+	}
+}
