@@ -3,12 +3,14 @@ package app_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io/fs"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"selfhost.dev/edgeapp/app"
 	"selfhost.dev/edgeapp/app/apptest"
@@ -275,5 +277,45 @@ func TestReadyNamesFailingBackend(t *testing.T) {
 	wantCode(t, err, app.EUNAVAILABLE)
 	if msg := app.ErrorMessage(err); msg != "blob storage is unavailable" {
 		t.Errorf("message %q", msg)
+	}
+}
+
+// TestJobPayloadsGetRowIDs pins what SubmitContact and UploadDocument rely
+// on: the Store fills a zero contact_id/document_id in the jobs it is given
+// with the id of the row it creates in the same transaction (the only
+// place that id exists). app/postgres does this; if this test fails, every
+// contact and document job finds no row and nothing is indexed or mailed.
+func TestJobPayloadsGetRowIDs(t *testing.T) {
+	f := newFixture(t)
+	c := &app.Contact{Name: "A", Email: "a@example.com", Message: "m"}
+	if err := f.svc.SubmitContact(t.Context(), c); err != nil {
+		t.Fatal(err)
+	}
+	d, err := f.svc.UploadDocument(t.Context(), "a.txt", "t", strings.NewReader("text"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	jobs, err := f.db.ClaimJobs(t.Context(), 10, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, j := range jobs {
+		var p struct {
+			ContactID  int64 `json:"contact_id"`
+			DocumentID int64 `json:"document_id"`
+		}
+		if err := json.Unmarshal(j.Payload, &p); err != nil {
+			t.Fatal(err)
+		}
+		switch j.Kind {
+		case app.JobIndexContact, app.JobNotifyContact:
+			if p.ContactID != c.ID {
+				t.Errorf("%s job payload %s: contact_id %d, want %d: the Store must fill in the new row's id", j.Kind, j.Payload, p.ContactID, c.ID)
+			}
+		case app.JobIndexDocument:
+			if p.DocumentID != d.ID {
+				t.Errorf("%s job payload %s: document_id %d, want %d: the Store must fill in the new row's id", j.Kind, j.Payload, p.DocumentID, d.ID)
+			}
+		}
 	}
 }

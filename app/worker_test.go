@@ -131,7 +131,12 @@ func TestWorkerRestartDeliversOnce(t *testing.T) {
 	}
 	w1 := newWorker(t, db, blobs, d)
 	w1.Start(context.Background())
-	<-halfway
+	select {
+	case <-halfway:
+	case <-time.After(10 * time.Second):
+		w1.Stop(context.Background())
+		t.Fatalf("no third of the notifications went out within 10s (%d sent)", d.total)
+	}
 	if err := w1.Stop(t.Context()); err != nil {
 		t.Fatalf("Stop: %v", err)
 	}
