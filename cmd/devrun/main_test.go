@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -12,31 +13,59 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
 
-// buildBinaries builds app, edge and devrun into a temp dir, skipping the
-// test if cmd/edge does not build (it is written in parallel).
+var (
+	buildOnce sync.Once
+	binDir    string
+	buildSkip string // why the binaries cannot be built, if they cannot
+	buildErr  error
+)
+
+// TestMain removes the binaries built once for all tests.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// buildBinaries builds app, edge and devrun into a temp dir once, skipping
+// the test if cmd/edge does not build (it is written in parallel).
 func buildBinaries(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds three binaries; skipped with -short")
 	}
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		goBin = filepath.Join(os.Getenv("GOROOT"), "bin", "go")
+	buildOnce.Do(func() {
+		goBin, err := exec.LookPath("go")
+		if err != nil {
+			goBin = filepath.Join(os.Getenv("GOROOT"), "bin", "go")
+		}
+		if binDir, buildErr = os.MkdirTemp("", "devrun-test-bin-"); buildErr != nil {
+			return
+		}
+		root, _ := filepath.Abs("../..")
+		if out, err := exec.Command(goBin, "build", "-C", root, "-o", binDir+"/", "./cmd/edge").CombinedOutput(); err != nil {
+			buildSkip = fmt.Sprintf("cmd/edge does not build yet: %v\n%s", err, out)
+			return
+		}
+		if out, err := exec.Command(goBin, "build", "-C", root, "-o", binDir+"/", "./cmd/app", "./cmd/devrun").CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	switch {
+	case buildErr != nil:
+		t.Fatal(buildErr)
+	case buildSkip != "":
+		t.Skip(buildSkip)
 	}
-	bin := t.TempDir()
-	root, _ := filepath.Abs("../..")
-	if out, err := exec.Command(goBin, "build", "-C", root, "-o", bin+"/", "./cmd/edge").CombinedOutput(); err != nil {
-		t.Skipf("cmd/edge does not build yet: %v\n%s", err, out)
-	}
-	if out, err := exec.Command(goBin, "build", "-C", root, "-o", bin+"/", "./cmd/app", "./cmd/devrun").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
+	return binDir
 }
 
 func freeAddr(t *testing.T) string {
