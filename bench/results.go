@@ -63,11 +63,14 @@ type Check struct {
 
 // Machine is what the results ran on.
 type Machine struct {
-	NumCPU   int               `json:"nproc"`
-	CPUModel string            `json:"cpu_model"`
-	Kernel   string            `json:"kernel"`
-	MemTotal string            `json:"mem_total"`
-	NoFile   int               `json:"nofile"`
+	NumCPU   int    `json:"nproc"`
+	CPUModel string `json:"cpu_model"`
+	Kernel   string `json:"kernel"`
+	MemTotal string `json:"mem_total"`
+	NoFile   int    `json:"nofile"`
+	// LoadAvg is /proc/loadavg at the start and at the end of the run: the
+	// machine may be shared, and a high load makes req/s swing.
+	LoadAvg  []string          `json:"loadavg"`
 	Versions map[string]string `json:"versions"`
 }
 

@@ -121,6 +121,7 @@ func Run(ctx context.Context, opts Options, logw io.Writer) (*Results, error) {
 		res.Profile = p
 	}
 	res.Checks = checks(res)
+	res.Machine.LoadAvg = append(res.Machine.LoadAvg, loadAvg())
 	res.Elapsed = time.Since(start).Round(time.Second).String()
 	if err := os.MkdirAll(opts.Out, 0o755); err != nil {
 		return res, fmt.Errorf("results dir: %w", err)
@@ -139,7 +140,7 @@ func Run(ctx context.Context, opts Options, logw io.Writer) (*Results, error) {
 
 // machine describes the host for RESULTS.md.
 func machine(ctx context.Context, e *Env) Machine {
-	m := Machine{NumCPU: runtime.NumCPU(), NoFile: e.NoFile, Versions: e.versions(ctx)}
+	m := Machine{NumCPU: runtime.NumCPU(), NoFile: e.NoFile, Versions: e.versions(ctx), LoadAvg: []string{loadAvg()}}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		m.CPUModel = procField(string(b), "model name")
 	}
@@ -168,4 +169,17 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// loadAvg returns the 1, 5 and 15 minute load averages.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
 }
