@@ -45,3 +45,14 @@ func TestBackendErrors(t *testing.T) {
 		t.Error("the cause of a 500 was not logged")
 	}
 }
+
+// TestAdminKeyOpensPublicEndpoints: the admin may do what the public may;
+// the public key never opens admin endpoints (see TestBadInput).
+func TestAdminKeyOpensPublicEndpoints(t *testing.T) {
+	e := newEnv(t)
+	r := e.do(request{method: "POST", path: "/contact", key: adminKey, contentType: "application/json",
+		body: strings.NewReader(`{"name":"Root","email":"root@example.com","message":"hi"}`)})
+	if r.status != 201 {
+		t.Errorf("POST /contact with the admin key: %d %s", r.status, r.body)
+	}
+}
