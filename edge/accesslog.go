@@ -1,7 +1,6 @@
 package edge
 
 import (
-	"bufio"
 	"io"
 	"net/http"
 	"strconv"
@@ -10,19 +9,27 @@ import (
 	"unicode/utf8"
 )
 
-// accessLogQueue is how many lines may wait for a slow writer before new
-// ones are dropped (and counted) rather than slowing requests down.
-const accessLogQueue = 8192
+// accessLogMaxPending bounds the bytes of lines waiting for a slow writer;
+// past it new lines are dropped (and counted) rather than slowing requests.
+const accessLogMaxPending = 4 << 20
 
-// accessLog writes one JSON object per request. Requests only format their
-// line and hand it to a background goroutine through a bounded queue, so a
-// slow stdout never holds a request behind a lock.
+// accessLogBatch is how long the writer lets lines gather before it writes
+// them: one write per batch instead of a wake-up and a syscall per request
+// (that cost a sixth of the edge's CPU per request).
+const accessLogBatch = 50 * time.Millisecond
+
+// accessLog writes one JSON object per request. A request formats its line
+// outside any lock and appends it to a pending buffer under a mutex held
+// for a copy; a background goroutine swaps the buffer out and writes it. A
+// slow stdout therefore never holds a request: at worst lines are dropped.
 type accessLog struct {
-	queue   chan *[]byte
-	swap    chan io.Writer // a new writer in, the old one back out
+	mu      sync.Mutex
+	pending []byte
+	wake    chan struct{} // signalled when pending becomes non-empty
+	swap    chan io.Writer
 	stop    chan struct{}
 	done    chan struct{}
-	dropped func() // counts a line dropped because the queue was full
+	dropped func() // counts a line dropped because the writer fell behind
 	bufs    sync.Pool
 	once    sync.Once
 }
@@ -30,7 +37,8 @@ type accessLog struct {
 // newAccessLog starts writing to w.
 func newAccessLog(w io.Writer, dropped func()) *accessLog {
 	l := &accessLog{
-		queue:   make(chan *[]byte, accessLogQueue),
+		pending: make([]byte, 0, 64<<10),
+		wake:    make(chan struct{}, 1),
 		swap:    make(chan io.Writer),
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
@@ -43,42 +51,45 @@ func newAccessLog(w io.Writer, dropped func()) *accessLog {
 
 func (l *accessLog) run(w io.Writer) {
 	defer close(l.done)
-	bw := bufio.NewWriterSize(w, 64<<10)
-	write := func(b *[]byte) {
-		_, _ = bw.Write(*b) // a broken log must not stop the edge
-		*b = (*b)[:0]
-		l.bufs.Put(b)
+	spare := make([]byte, 0, 64<<10)
+	// flush writes what is pending; the buffers alternate, so a steady
+	// state allocates nothing.
+	flush := func() {
+		l.mu.Lock()
+		batch := l.pending
+		l.pending = spare[:0]
+		l.mu.Unlock()
+		if len(batch) > 0 {
+			_, _ = w.Write(batch) // a broken log must not stop the edge
+		}
+		spare = batch
 	}
+	timer := time.NewTimer(accessLogBatch)
+	timer.Stop()
 	for {
 		select {
-		case b := <-l.queue:
-			write(b)
-			// Batch whatever else is waiting into one write.
-			for n := len(l.queue); n > 0; n-- {
-				write(<-l.queue)
+		case <-l.wake:
+			timer.Reset(accessLogBatch)
+			select {
+			case <-timer.C:
+			case <-l.stop:
+				flush()
+				return
 			}
-			_ = bw.Flush()
+			flush()
 		case nw := <-l.swap:
-			_ = bw.Flush()
+			flush()
 			l.swap <- w
 			w = nw
-			bw.Reset(w)
 		case <-l.stop:
-			for {
-				select {
-				case b := <-l.queue:
-					write(b)
-				default:
-					_ = bw.Flush()
-					return
-				}
-			}
+			flush()
+			return
 		}
 	}
 }
 
-// use makes the log write to w from now on and returns the writer it
-// used, flushed, for the caller to close.
+// use makes the log write to w from now on, after writing what is pending
+// to the old writer, which it returns for the caller to close.
 func (l *accessLog) use(w io.Writer) io.Writer {
 	select {
 	case l.swap <- w:
@@ -88,7 +99,7 @@ func (l *accessLog) use(w io.Writer) io.Writer {
 	}
 }
 
-// Close writes what is queued and stops. Lines logged later are lost.
+// Close writes what is pending and stops. Lines logged later are lost.
 func (l *accessLog) Close() {
 	l.once.Do(func() { close(l.stop) })
 	<-l.done
@@ -113,16 +124,28 @@ type logEntry struct {
 	cfRay     string
 }
 
-// log queues e's line, or drops and counts it when the queue is full.
+// log adds e's line to the pending batch, or drops and counts it when the
+// writer has fallen accessLogMaxPending bytes behind.
 func (l *accessLog) log(e *logEntry) {
 	b := l.bufs.Get().(*[]byte)
 	*b = appendEntry((*b)[:0], e)
-	select {
-	case l.queue <- b:
-	default:
-		l.bufs.Put(b)
+	l.mu.Lock()
+	full := len(l.pending)+len(*b) > accessLogMaxPending
+	first := len(l.pending) == 0
+	if !full {
+		l.pending = append(l.pending, *b...)
+	}
+	l.mu.Unlock()
+	l.bufs.Put(b)
+	switch {
+	case full:
 		if l.dropped != nil {
 			l.dropped()
+		}
+	case first:
+		select {
+		case l.wake <- struct{}{}:
+		default:
 		}
 	}
 }

@@ -279,3 +279,20 @@ func BenchmarkUpload(b *testing.B) {
 	b.ReportMetric(float64(peak.Load())/(1<<20), "peak-heap-MiB")
 	b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/float64(b.N)/(1<<20), "alloc-MiB/op")
 }
+
+// BenchmarkAccessLog is the per-request cost of the access log: formatting
+// the line and handing it to the writer, from parallel requests.
+func BenchmarkAccessLog(b *testing.B) {
+	l := newAccessLog(io.Discard, nil)
+	defer l.Close()
+	e := &logEntry{start: time.Now(), requestID: "89e4ee32778b-2ujl", clientIP: "203.0.113.7", method: "GET",
+		host: "edge.example.com", path: "/api/v1/contacts", status: 200, bytesOut: 1024, duration: time.Millisecond,
+		route: "/", upstream: "http://127.0.0.1:8000", userAgent: "Mozilla/5.0 (X11; Linux x86_64)", cfRay: "8f1c2d3e4f5a6b7c-LHR"}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			l.log(e)
+			time.Sleep(0) // let the writer run, as real requests would
+		}
+	})
+}
