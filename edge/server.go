@@ -52,6 +52,7 @@ type Server struct {
 
 	cur atomic.Pointer[table]
 
+	reloadMu   sync.Mutex // serializes reloads, so the last file read is the one that serves
 	buildMu    sync.Mutex // serializes table builds
 	transports map[transportKey]*http.Transport
 	routeM     map[string]*routeMetrics
@@ -145,6 +146,8 @@ func (s *Server) apply(cfg *Config) {
 // routes. An invalid one is logged and counted, the old routes keep
 // serving, and its error (every problem, with lines) is returned.
 func (s *Server) Reload() error {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
 	s.reopenAccessLog()
 	if s.load == nil {
 		return errors.New("reload: no configuration source")
