@@ -5,13 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"go/build"
 	"io"
 	"mime/multipart"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -219,9 +219,9 @@ func TestTwoInstances(t *testing.T) {
 // buildApp builds this command into a temp dir.
 func buildApp(t *testing.T) string {
 	t.Helper()
-	goTool := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goTool); err != nil {
-		goTool = "go"
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		goTool = filepath.Join(build.Default.GOROOT, "bin", "go") // go test run by absolute path
 	}
 	bin := filepath.Join(t.TempDir(), "app")
 	out, err := exec.Command(goTool, "build", "-o", bin, ".").CombinedOutput()
