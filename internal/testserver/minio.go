@@ -167,12 +167,15 @@ func (s *MinIOServer) start() error {
 
 	client := &http.Client{Timeout: 2 * time.Second}
 	deadline := time.Now().Add(60 * time.Second)
-	for _, path := range []string{"/minio/health/live", "/minio/health/ready"} {
+	// Healthy is not yet serving: until its object layer is up, MinIO
+	// answers S3 requests 503 "Server not initialized". An anonymous
+	// ListBuckets (GET /) is refused with 403 once it is.
+	for _, path := range []string{"/minio/health/live", "/minio/health/ready", "/"} {
 		for {
 			resp, err := client.Get("http://" + s.Endpoint + path)
 			if err == nil {
 				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
+				if resp.StatusCode == http.StatusOK || path == "/" && resp.StatusCode < 500 {
 					break
 				}
 				err = fmt.Errorf("%s: %s", path, resp.Status)
