@@ -77,7 +77,9 @@ type ContactFilter struct {
 }
 
 // ContactStore keeps contacts. CreateContact writes the contact and the
-// given outbox jobs in one transaction: either all are stored or none.
+// given outbox jobs in one transaction: either all are stored or none; it
+// sets c.ID and c.CreatedAt, and fills a zero contact_id in the jobs'
+// payloads with the new id (see SetRowID).
 type ContactStore interface {
 	CreateContact(ctx context.Context, c *Contact, jobs ...*Job) error
 	// Contacts returns the contacts the filter selects and the total number

@@ -20,7 +20,9 @@ type Document struct {
 }
 
 // DocumentStore keeps document metadata. Writes take the outbox jobs that
-// must follow them and store both in one transaction.
+// must follow them and store both in one transaction. CreateDocument sets
+// d.ID and d.CreatedAt and fills a zero document_id in the jobs' payloads
+// with the new id (see SetRowID).
 type DocumentStore interface {
 	CreateDocument(ctx context.Context, d *Document, jobs ...*Job) error
 	// Document returns ENOTFOUND if there is no document with that id.

@@ -1,8 +1,11 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -68,4 +71,32 @@ type JobStore interface {
 	RetryJob(ctx context.Context, id int64, runAt time.Time, lastErr string) error
 	// PendingJobs counts jobs not yet done.
 	PendingJobs(ctx context.Context) (int, error)
+}
+
+// SetRowID gives each job whose payload holds key with the value 0 the id
+// of the row created in the same transaction. A service builds a contact's
+// or a document's jobs before the row exists, so only the Store, inside its
+// transaction, knows the id: CreateContact calls it with "contact_id" and
+// CreateDocument with "document_id". Payloads without the key, or with a
+// non-zero value, are left as they are.
+func SetRowID(jobs []*Job, key string, id int64) error {
+	for _, j := range jobs {
+		if len(j.Payload) == 0 {
+			continue
+		}
+		var fields map[string]json.RawMessage
+		if err := json.Unmarshal(j.Payload, &fields); err != nil {
+			return fmt.Errorf("job %s payload: %w", j.Kind, err)
+		}
+		if !bytes.Equal(bytes.TrimSpace(fields[key]), []byte("0")) {
+			continue
+		}
+		fields[key] = json.RawMessage(strconv.FormatInt(id, 10))
+		b, err := json.Marshal(fields)
+		if err != nil {
+			return fmt.Errorf("job %s payload: %w", j.Kind, err)
+		}
+		j.Payload = b
+	}
+	return nil
 }
