@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"selfhost.dev/edgeapp/app"
 	"selfhost.dev/edgeapp/app/extract"
@@ -72,7 +73,12 @@ func (b *backends) close() error {
 func openStore(ctx context.Context, cfg *Config, logger *slog.Logger) (app.Store, error) {
 	if cfg.DatabaseURL != "" {
 		logger.Info("database: PostgreSQL", "url", redactURL(cfg.DatabaseURL))
-		return postgres.Open(ctx, cfg.DatabaseURL)
+		db, err := postgres.Open(ctx, cfg.DatabaseURL)
+		if err != nil {
+			return nil, err
+		}
+		warnIfDown(ctx, logger, "database", db)
+		return db, nil
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
 		return nil, fmt.Errorf("create DATA_DIR: %w", err)
@@ -88,10 +94,15 @@ func openStore(ctx context.Context, cfg *Config, logger *slog.Logger) (app.Store
 func openBlobs(ctx context.Context, cfg *Config, logger *slog.Logger) (app.BlobStore, error) {
 	if cfg.S3.Endpoint != "" {
 		logger.Info("blob storage: S3", "endpoint", cfg.S3.Endpoint, "bucket", cfg.S3.Bucket, "ssl", cfg.S3.UseSSL)
-		return s3.New(ctx, s3.Config{
+		blobs, err := s3.New(ctx, s3.Config{
 			Endpoint: cfg.S3.Endpoint, AccessKey: cfg.S3.AccessKey, SecretKey: cfg.S3.SecretKey,
 			Bucket: cfg.S3.Bucket, Region: cfg.S3.Region, UseSSL: cfg.S3.UseSSL,
 		})
+		if err != nil {
+			return nil, err
+		}
+		warnIfDown(ctx, logger, "object storage", blobs)
+		return blobs, nil
 	}
 	dir := filepath.Join(cfg.DataDir, "blobs")
 	logger.Info("blob storage: local files", "dir", dir)
@@ -104,7 +115,12 @@ func openBlobs(ctx context.Context, cfg *Config, logger *slog.Logger) (app.BlobS
 func openIndex(ctx context.Context, cfg *Config, store app.Store, logger *slog.Logger) (app.SearchIndex, error) {
 	if cfg.MeiliURL != "" {
 		logger.Info("search: Meilisearch", "url", cfg.MeiliURL)
-		return meili.New(cfg.MeiliURL, cfg.MeiliMasterKey)
+		index, err := meili.New(cfg.MeiliURL, cfg.MeiliMasterKey)
+		if err != nil {
+			return nil, err
+		}
+		warnIfDown(ctx, logger, "search", index)
+		return index, nil
 	}
 	switch db := store.(type) {
 	case *postgres.DB:
@@ -132,4 +148,16 @@ func openMailer(ctx context.Context, cfg *Config, logger *slog.Logger) (app.Mail
 	}
 	logger.Info("mail: logged, not sent")
 	return logmail.New(logger), nil
+}
+
+// warnIfDown logs a backend that cannot be reached at start. The app
+// starts all the same (its adapter connects, migrates or creates its
+// bucket or indexes once the server is back, and /health/ready names it
+// meanwhile), but the operator should hear of it now.
+func warnIfDown(ctx context.Context, logger *slog.Logger, name string, p app.Pinger) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := p.Ping(ctx); err != nil {
+		logger.Warn(name+" is unreachable at start; requests that need it answer 503 until it is back", "error", err)
+	}
 }
