@@ -264,3 +264,131 @@ func startApp(t *testing.T, bin string, env []string) (string, *syncBuffer) {
 	api, _ := listening(t, out, done)
 	return "http://" + api, out
 }
+
+// TestBackendsDownAtStart starts the app while its real PostgreSQL and
+// MinIO are stopped: it starts all the same, /health/ready names what is
+// down, writes that need it answer 503 with Retry-After and keep nothing
+// half-done, and everything works once the servers are back, without
+// restarting the app.
+func TestBackendsDownAtStart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and starts servers")
+	}
+	pg := testserver.StartPostgres(t)
+	dbURL := pg.NewDatabase(t)
+	mi := testserver.StartMinIO(t)
+	bin := buildApp(t)
+	pg.Stop(t)
+	mi.Stop(t)
+
+	api, _ := startApp(t, bin, []string{
+		"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "TMPDIR=" + t.TempDir(),
+		"APP_ADDR=127.0.0.1:0", "METRICS_ADDR=127.0.0.1:0",
+		"PUBLIC_API_KEY=" + testKey, "NOTIFY_EMAIL_TO=owner@example.com",
+		"DATABASE_URL=" + dbURL,
+		"S3_ENDPOINT=" + mi.Endpoint, "S3_ACCESS_KEY=" + mi.AccessKey, "S3_SECRET_KEY=" + mi.SecretKey, "S3_BUCKET=down-at-start",
+	})
+	ready := func() (int, string) {
+		resp, err := http.Get(api + "/health/ready")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body struct{ Error string }
+		json.NewDecoder(resp.Body).Decode(&body)
+		return resp.StatusCode, body.Error
+	}
+	waitReady := func(wantStatus int, wantError string) {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			status, msg := ready()
+			if status == wantStatus && msg == wantError {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("/health/ready = %d %q, want %d %q", status, msg, wantStatus, wantError)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	post := func(what string, want int) {
+		t.Helper()
+		var req *http.Request
+		if what == "contact" {
+			req, _ = http.NewRequest("POST", api+"/contact", strings.NewReader(`{"name":"Ada","email":"ada@example.com","message":"hello"}`))
+			req.Header.Set("Content-Type", "application/json")
+		} else {
+			var buf bytes.Buffer
+			mw := multipart.NewWriter(&buf)
+			mw.WriteField("document_type", "note")
+			fw, _ := mw.CreateFormFile("file", "note.txt")
+			io.WriteString(fw, "a note about numbats\n")
+			mw.Close()
+			req, _ = http.NewRequest("POST", api+"/documents/upload", &buf)
+			req.Header.Set("Content-Type", mw.FormDataContentType())
+		}
+		req.Header.Set("X-API-Key", testKey)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Fatalf("POST %s = %d %s, want %d", what, resp.StatusCode, body, want)
+		}
+		if want == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") == "" {
+			t.Errorf("POST %s: 503 without Retry-After", what)
+		}
+	}
+
+	waitReady(http.StatusServiceUnavailable, "database is unavailable")
+	post("contact", http.StatusServiceUnavailable)
+
+	pg.Start(t)
+	waitReady(http.StatusServiceUnavailable, "blob storage is unavailable")
+	post("contact", http.StatusCreated)
+	post("upload", http.StatusServiceUnavailable)
+
+	db, err := pgx.Connect(t.Context(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close(context.WithoutCancel(t.Context()))
+	var docs int
+	if err := db.QueryRow(t.Context(), "SELECT count(*) FROM documents").Scan(&docs); err != nil || docs != 0 {
+		t.Errorf("after an upload refused with 503, %d document rows (%v), want none", docs, err)
+	}
+
+	mi.Start(t)
+	waitReady(http.StatusOK, "")
+	post("upload", http.StatusCreated)
+
+	pg.Stop(t)
+	post("contact", http.StatusServiceUnavailable)
+	pg.Start(t)
+	waitReady(http.StatusOK, "")
+	post("contact", http.StatusCreated)
+
+	db.Close(t.Context())
+	if db, err = pgx.Connect(t.Context(), dbURL); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var contacts, documents, pending int
+		err := db.QueryRow(t.Context(), `SELECT (SELECT count(*) FROM contacts), (SELECT count(*) FROM documents),
+			(SELECT count(*) FROM jobs WHERE done_at IS NULL)`).Scan(&contacts, &documents, &pending)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if contacts == 2 && documents == 1 && pending == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d contacts, %d documents, %d jobs pending; want 2, 1, 0", contacts, documents, pending)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
