@@ -3,13 +3,19 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/hex"
 	"fmt"
+	"strings"
 
 	"selfhost.dev/edgeapp/app"
 )
 
-// snippetTokens is how many words a snippet holds around the match.
-const snippetTokens = 16
+const (
+	// snippetTokens is how many words a snippet holds around the match.
+	snippetTokens = 16
+	// rankWindow is how many of the newest matches a broad query ranks.
+	rankWindow = 10_000
+)
 
 // Index is the built-in search index: FTS5 tables in the DB's file. It
 // implements app.SearchIndex.
@@ -18,13 +24,14 @@ const snippetTokens = 16
 // bm25 (a filename match weighs ten times a text match), and the score is
 // bm25 mapped onto 0..1 by x/(1+x), which keeps the order and does not
 // depend on the other hits. Snippets mark matched words with <mark>..</mark>
-// around up to 16 words of the best-matching column.
+// around up to 16 words of the text, or of the filename if only it matched.
 type Index struct {
-	db *DB
+	db         *DB
+	rankWindow int
 }
 
 // NewIndex returns the search index stored in db.
-func NewIndex(db *DB) *Index { return &Index{db: db} }
+func NewIndex(db *DB) *Index { return &Index{db: db, rankWindow: rankWindow} }
 
 // Ping checks the database.
 func (x *Index) Ping(ctx context.Context) error { return x.db.Ping(ctx) }
@@ -36,7 +43,7 @@ func (x *Index) IndexDocument(ctx context.Context, d *app.Document, text string)
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO documents_fts (rowid, filename, text, document_type) VALUES (?, ?, ?, ?)`,
-			d.ID, d.Filename, text, d.DocumentType)
+			d.ID, d.Filename, text, typeToken(d.DocumentType))
 		return err
 	})
 	if err != nil {
@@ -69,14 +76,25 @@ func (x *Index) IndexContact(ctx context.Context, c *app.Contact) error {
 	return nil
 }
 
+// typeToken encodes a document type as one FTS token that no other type
+// shares and no query word can reach (queries are confined to the filename
+// and text columns).
+func typeToken(documentType string) string {
+	return "t" + hex.EncodeToString([]byte(documentType))
+}
+
 // SearchDocuments matches q against filenames and text.
 func (x *Index) SearchDocuments(ctx context.Context, q app.SearchQuery) (*app.SearchResult, error) {
-	match := matchQuery(q.Q)
-	if match == "" {
+	words := matchQuery(q.Q)
+	if words == "" {
 		return &app.SearchResult{Hits: []app.SearchHit{}}, nil
 	}
-	res, err := x.search(ctx, "documents_fts",
-		`documents_fts MATCH ?1 AND (?2 = '' OR document_type = ?2)`, []any{match, q.DocumentType}, q)
+	match := `{filename text} : (` + words + `)`
+	if q.DocumentType != "" {
+		match += ` AND document_type : "` + typeToken(q.DocumentType) + `"`
+	}
+	snippet := fmt.Sprintf(`snippet(documents_fts, 1, '<mark>', '</mark>', '…', %[1]d), snippet(documents_fts, 0, '<mark>', '</mark>', '…', %[1]d)`, snippetTokens)
+	res, err := x.search(ctx, "documents_fts", match, snippet, q)
 	if err != nil {
 		return nil, fmt.Errorf("search documents: %w", err)
 	}
@@ -89,28 +107,43 @@ func (x *Index) SearchContacts(ctx context.Context, q app.SearchQuery) (*app.Sea
 	if match == "" {
 		return &app.SearchResult{Hits: []app.SearchHit{}}, nil
 	}
-	res, err := x.search(ctx, "contacts_fts", `contacts_fts MATCH ?1`, []any{match}, q)
+	snippet := fmt.Sprintf(`snippet(contacts_fts, -1, '<mark>', '</mark>', '…', %d), ''`, snippetTokens)
+	res, err := x.search(ctx, "contacts_fts", match, snippet, q)
 	if err != nil {
 		return nil, fmt.Errorf("search contacts: %w", err)
 	}
 	return res, nil
 }
 
-// search runs one page of a ranked query on table and counts its matches.
-// table and where are constants of this package; user input is in args.
-func (x *Index) search(ctx context.Context, table, where string, args []any, q app.SearchQuery) (*app.SearchResult, error) {
+// search runs one page of the ranked query match on table and counts its
+// matches. table and snippets (two snippet expressions: the preferred one,
+// then a fallback if the first marks nothing) are constants of this package.
+//
+// Ranking costs a few microseconds per match, so a query matching more
+// than rankWindow rows (a word in nearly every document) ranks only the
+// newest rankWindow of them, or as many as the page needs; Total still
+// counts them all. FTS5 sorts by rank itself and computes snippets only for
+// the rows returned.
+func (x *Index) search(ctx context.Context, table, match, snippets string, q app.SearchQuery) (*app.SearchResult, error) {
 	res := &app.SearchResult{Hits: []app.SearchHit{}}
-	if err := x.db.read.QueryRowContext(ctx, `SELECT count(*) FROM `+table+` WHERE `+where, args...).Scan(&res.Total); err != nil {
+	where := table + ` MATCH ?1`
+	if err := x.db.read.QueryRowContext(ctx, `SELECT count(*) FROM `+table+` WHERE `+where, match).Scan(&res.Total); err != nil {
 		return nil, err
 	}
-	if res.Total <= q.Offset {
+	offset := max(q.Offset, 0)
+	if res.Total <= offset {
 		return res, nil
 	}
-	n := len(args)
-	rows, err := x.db.read.QueryContext(ctx, fmt.Sprintf(
-		`SELECT rowid, rank, snippet(%[1]s, -1, '<mark>', '</mark>', '…', %[2]d) FROM %[1]s WHERE %[3]s
-		ORDER BY rank, rowid DESC LIMIT ?%[4]d OFFSET ?%[5]d`, table, snippetTokens, where, n+1, n+2),
-		append(args, q.Limit, max(q.Offset, 0))...)
+	var oldest int64
+	if window := max(x.rankWindow, offset+q.Limit); res.Total > window {
+		err := x.db.read.QueryRowContext(ctx, `SELECT rowid FROM `+table+` WHERE `+where+` ORDER BY rowid DESC LIMIT 1 OFFSET ?2`,
+			match, window-1).Scan(&oldest)
+		if err != nil {
+			return nil, fmt.Errorf("rank window: %w", err)
+		}
+	}
+	rows, err := x.db.read.QueryContext(ctx, `SELECT rowid, rank, `+snippets+` FROM `+table+` WHERE `+where+
+		` AND rowid >= ?2 ORDER BY rank LIMIT ?3 OFFSET ?4`, match, oldest, q.Limit, offset)
 	if err != nil {
 		return nil, err
 	}
@@ -118,8 +151,12 @@ func (x *Index) search(ctx context.Context, table, where string, args []any, q a
 	for rows.Next() {
 		var h app.SearchHit
 		var rank float64
-		if err := rows.Scan(&h.ID, &rank, &h.Snippet); err != nil {
+		var fallback string
+		if err := rows.Scan(&h.ID, &rank, &h.Snippet, &fallback); err != nil {
 			return nil, err
+		}
+		if !strings.Contains(h.Snippet, "<mark>") && strings.Contains(fallback, "<mark>") {
+			h.Snippet = fallback
 		}
 		h.Score = score(rank)
 		res.Hits = append(res.Hits, h)

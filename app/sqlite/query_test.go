@@ -1,0 +1,31 @@
+package sqlite
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestMatchQuery(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"hosting", `"hosting"*`},
+		{"Hosting back", `"hosting"* "back"*`},
+		{`"hosting" NEAR(a b) -x col:y ^z *`, `"hosting"* "near"* "a"* "b"* "x"* "col"* "y"* "z"*`},
+		{"ada@example.com", `"ada"* "example"* "com"*`},
+		{"naïve café 2024", `"naïve"* "café"* "2024"*`},
+		{"a a A", `"a"*`},
+		{`'"():*-^+`, ""},
+		{"", ""},
+		{strings.Repeat("w ", 3) + strings.Repeat("x", 5), `"w"* "xxxxx"*`},
+	} {
+		if got := matchQuery(tc.in); got != tc.want {
+			t.Errorf("matchQuery(%q) = %s, want %s", tc.in, got, tc.want)
+		}
+	}
+	var many []string
+	for i := range 40 {
+		many = append(many, strings.Repeat("a", i+1))
+	}
+	if got := strings.Count(matchQuery(strings.Join(many, " ")), "*"); got != maxQueryTerms {
+		t.Errorf("a 40-word query kept %d terms, want %d", got, maxQueryTerms)
+	}
+}
