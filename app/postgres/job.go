@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -58,7 +59,7 @@ func (db *DB) ClaimJobs(ctx context.Context, n int, lease time.Duration) ([]*app
 		if c := a.RunAt.Compare(b.RunAt); c != 0 {
 			return c
 		}
-		return int(a.ID - b.ID)
+		return cmp.Compare(a.ID, b.ID)
 	})
 	return jobs, nil
 }
