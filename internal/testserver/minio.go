@@ -103,7 +103,7 @@ func startMinIO() (*MinIOServer, error) {
 	if bin == "" {
 		return nil, errNoMinIO
 	}
-	reapDeadDirs("edgeapp-minio-")
+	reapDeadDirs(os.TempDir(), "edgeapp-minio-")
 	dir, err := os.MkdirTemp("", fmt.Sprintf("edgeapp-minio-%d-", os.Getpid()))
 	if err != nil {
 		return nil, err

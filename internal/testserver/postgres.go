@@ -139,7 +139,6 @@ func startPostgres() (*PostgresServer, error) {
 	if bin == "" {
 		return nil, errNoPostgres
 	}
-	reapDeadDirs("edgeapp-pg-")
 	s := &PostgresServer{bin: bin}
 	var uid, gid = -1, -1
 	if os.Geteuid() == 0 {
@@ -153,7 +152,8 @@ func startPostgres() (*PostgresServer, error) {
 		gid, _ = strconv.Atoi(u.Gid)
 		s.cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: true}
 	}
-	dir, err := os.MkdirTemp("", fmt.Sprintf("edgeapp-pg-%d-", os.Getpid()))
+	reapDeadDirs(pgTempBase(s.cred != nil), "edgeapp-pg-")
+	dir, err := os.MkdirTemp(pgTempBase(s.cred != nil), fmt.Sprintf("edgeapp-pg-%d-", os.Getpid()))
 	if err != nil {
 		return nil, err
 	}
@@ -361,11 +361,30 @@ func pickLoopbackPort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// reapDeadDirs removes temp dirs named prefix<pid>-* whose test binary
+// pgTempBase is where cluster dirs go: the usual temp dir, unless the
+// server runs as another user who could not reach it (TMPDIR under
+// /root, say), in which case /tmp.
+func pgTempBase(otherUser bool) string {
+	base := os.TempDir()
+	if !otherUser {
+		return base
+	}
+	for p := base; ; p = filepath.Dir(p) {
+		fi, err := os.Stat(p)
+		if err != nil || fi.Mode().Perm()&0o001 == 0 {
+			return "/tmp"
+		}
+		if p == filepath.Dir(p) {
+			return base
+		}
+	}
+}
+
+// reapDeadDirs removes dirs in base named prefix<pid>-* whose test binary
 // (pid) is gone: the servers in them died with it (parent-death signal)
 // and nothing else would ever remove them.
-func reapDeadDirs(prefix string) {
-	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), prefix+"*"))
+func reapDeadDirs(base, prefix string) {
+	dirs, _ := filepath.Glob(filepath.Join(base, prefix+"*"))
 	for _, d := range dirs {
 		rest := strings.TrimPrefix(filepath.Base(d), prefix)
 		pid, err := strconv.Atoi(rest[:max(strings.IndexByte(rest, '-'), 0)])
