@@ -85,6 +85,7 @@ func BenchmarkSearch100k(b *testing.B) {
 		{"filter", app.SearchQuery{Q: benchWords[50], DocumentType: "type3", Limit: 10}},
 		{"deep-page", app.SearchQuery{Q: benchWords[50], Limit: 100, Offset: 1000}},
 		{"none", app.SearchQuery{Q: "xylophone", Limit: 10}},
+		{"typo", app.SearchQuery{Q: typo(benchWords[50]), Limit: 10}},
 	} {
 		search := func(ctx context.Context) error {
 			res, err := x.SearchDocuments(ctx, bc.q)
@@ -121,6 +122,13 @@ func BenchmarkSearch100k(b *testing.B) {
 			})
 		})
 	}
+}
+
+// typo swaps the fourth and fifth characters of w.
+func typo(w string) string {
+	b := []byte(w)
+	b[3], b[4] = b[4], b[3]
+	return string(b)
 }
 
 // BenchmarkCreateContact measures what POST /contact writes: a contact and

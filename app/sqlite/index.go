@@ -25,6 +25,10 @@ const (
 // bm25 mapped onto 0..1 by x/(1+x), which keeps the order and does not
 // depend on the other hits. Snippets mark matched words with <mark>..</mark>
 // around up to 16 words of the text, or of the filename if only it matched.
+//
+// A query that matches nothing is retried with typo tolerance: each word
+// that starts no indexed term is replaced by the terms one edit away (two
+// for words of nine characters or more), keeping its first two characters.
 type Index struct {
 	db         *DB
 	rankWindow int
@@ -85,16 +89,16 @@ func typeToken(documentType string) string {
 
 // SearchDocuments matches q against filenames and text.
 func (x *Index) SearchDocuments(ctx context.Context, q app.SearchQuery) (*app.SearchResult, error) {
-	words := matchQuery(q.Q)
-	if words == "" {
-		return &app.SearchResult{Hits: []app.SearchHit{}}, nil
+	snippets := fmt.Sprintf(`snippet(documents_fts, 1, '<mark>', '</mark>', '…', %[1]d), `+
+		`snippet(documents_fts, 0, '<mark>', '</mark>', '…', %[1]d)`, snippetTokens)
+	match := func(words string) string {
+		m := `{filename text} : (` + words + `)`
+		if q.DocumentType != "" {
+			m += ` AND document_type : "` + typeToken(q.DocumentType) + `"`
+		}
+		return m
 	}
-	match := `{filename text} : (` + words + `)`
-	if q.DocumentType != "" {
-		match += ` AND document_type : "` + typeToken(q.DocumentType) + `"`
-	}
-	snippet := fmt.Sprintf(`snippet(documents_fts, 1, '<mark>', '</mark>', '…', %[1]d), snippet(documents_fts, 0, '<mark>', '</mark>', '…', %[1]d)`, snippetTokens)
-	res, err := x.search(ctx, "documents_fts", match, snippet, q)
+	res, err := x.searchFuzzy(ctx, "documents_fts", "documents_vocab", match, snippets, q)
 	if err != nil {
 		return nil, fmt.Errorf("search documents: %w", err)
 	}
@@ -103,16 +107,32 @@ func (x *Index) SearchDocuments(ctx context.Context, q app.SearchQuery) (*app.Se
 
 // SearchContacts matches q against names, emails and messages.
 func (x *Index) SearchContacts(ctx context.Context, q app.SearchQuery) (*app.SearchResult, error) {
-	match := matchQuery(q.Q)
-	if match == "" {
-		return &app.SearchResult{Hits: []app.SearchHit{}}, nil
-	}
-	snippet := fmt.Sprintf(`snippet(contacts_fts, -1, '<mark>', '</mark>', '…', %d), ''`, snippetTokens)
-	res, err := x.search(ctx, "contacts_fts", match, snippet, q)
+	snippets := fmt.Sprintf(`snippet(contacts_fts, -1, '<mark>', '</mark>', '…', %d), ''`, snippetTokens)
+	match := func(words string) string { return words }
+	res, err := x.searchFuzzy(ctx, "contacts_fts", "contacts_vocab", match, snippets, q)
 	if err != nil {
 		return nil, fmt.Errorf("search contacts: %w", err)
 	}
 	return res, nil
+}
+
+// searchFuzzy searches for q's words and, if nothing matches, for the
+// indexed terms a typo away from them. match wraps the words' MATCH
+// expression with the table's column filters.
+func (x *Index) searchFuzzy(ctx context.Context, table, vocab string, match func(string) string, snippets string, q app.SearchQuery) (*app.SearchResult, error) {
+	words := matchQuery(q.Q)
+	if words == "" {
+		return &app.SearchResult{Hits: []app.SearchHit{}}, nil
+	}
+	res, err := x.search(ctx, table, match(words), snippets, q)
+	if err != nil || res.Total > 0 {
+		return res, err
+	}
+	fuzzy, err := x.fuzzyQuery(ctx, vocab, q.Q)
+	if err != nil || fuzzy == "" {
+		return res, err
+	}
+	return x.search(ctx, table, match(fuzzy), snippets, q)
 }
 
 // search runs one page of the ranked query match on table and counts its

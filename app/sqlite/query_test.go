@@ -8,14 +8,14 @@ import (
 func TestMatchQuery(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
 		{"hosting", `"hosting"*`},
-		{"Hosting back", `"hosting"* "back"*`},
-		{`"hosting" NEAR(a b) -x col:y ^z *`, `"hosting"* "near"* "a"* "b"* "x"* "col"* "y"* "z"*`},
-		{"ada@example.com", `"ada"* "example"* "com"*`},
-		{"naïve café 2024", `"naïve"* "café"* "2024"*`},
+		{"Hosting back", `"hosting"* AND "back"*`},
+		{`"hosting" NEAR(a b) -x col:y ^z *`, `"hosting"* AND "near"* AND "a"* AND "b"* AND "x"* AND "col"* AND "y"* AND "z"*`},
+		{"ada@example.com", `"ada"* AND "example"* AND "com"*`},
+		{"naïve café 2024", `"naïve"* AND "café"* AND "2024"*`},
 		{"a a A", `"a"*`},
 		{`'"():*-^+`, ""},
 		{"", ""},
-		{strings.Repeat("w ", 3) + strings.Repeat("x", 5), `"w"* "xxxxx"*`},
+		{strings.Repeat("w ", 3) + strings.Repeat("x", 5), `"w"* AND "xxxxx"*`},
 	} {
 		if got := matchQuery(tc.in); got != tc.want {
 			t.Errorf("matchQuery(%q) = %s, want %s", tc.in, got, tc.want)
