@@ -32,10 +32,10 @@ func checks(res *Results) []Check {
 			}
 		case t.Scenario == 3:
 			if r, ok := ratio(t, Edge, Direct); ok {
-				out = append(out, Check{Name: "edge/direct upload throughput (scenario 3)", Want: "≥ 0.8", Got: r, Unit: "×", Pass: r >= 0.8})
+				out = append(out, Check{Name: "edge/direct upload throughput (scenario 3, " + t.Layout + ")", Want: "≥ 0.8", Got: r, Unit: "×", Pass: r >= 0.8})
 			}
 			if row := t.Row(Edge); row != nil && len(row.Samples) > 0 {
-				out = append(out, Check{Name: "edge peak RSS during the upload (scenario 3, worst round)", Want: "≤ 32", Got: row.MemMiB.Max, Unit: "MiB", Pass: row.MemMiB.Max <= 32})
+				out = append(out, Check{Name: "edge peak RSS during the upload (scenario 3, " + t.Layout + ", worst round)", Want: "≤ 32", Got: row.MemMiB.Max, Unit: "MiB", Pass: row.MemMiB.Max <= 32})
 			}
 		case t.Scenario == 4:
 			for _, row := range t.Rows {

@@ -76,7 +76,10 @@ type Machine struct {
 
 // Results is the whole run, as written to results.json.
 type Results struct {
-	Command    string    `json:"command"`
+	Command string `json:"command"`
+	// Source is the commit the edge and the app were built from, and the
+	// paths that differed from it: the harness builds the working tree.
+	Source     string    `json:"source"`
 	Started    time.Time `json:"started"`
 	Elapsed    string    `json:"elapsed"`
 	Machine    Machine   `json:"machine"`

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -65,7 +66,7 @@ func Run(ctx context.Context, opts Options, logw io.Writer) (*Results, error) {
 		return nil, err
 	}
 	res := &Results{
-		Command: opts.Command, Started: start.UTC(), Machine: machine(ctx, e),
+		Command: opts.Command, Started: start.UTC(), Machine: machine(ctx, e), Source: source(ctx, opts.ModuleRoot),
 		Settings: Settings{
 			Scenarios: opts.Scenarios, Duration: opts.Duration, Rounds: opts.Rounds, Threads: wrkThreads,
 			Conns: opts.Conns, Layouts: opts.Layouts, LogsOff: opts.LogsOff,
@@ -182,4 +183,35 @@ func loadAvg() string {
 		return "?"
 	}
 	return strings.Join(f[:3], " ")
+}
+
+// source names the commit the binaries were built from and any uncommitted
+// changes to the code they are built from.
+func source(ctx context.Context, root string) string {
+	git := func(args ...string) string {
+		cmd := exec.CommandContext(ctx, "git", args...)
+		cmd.Dir = root
+		out, err := cmd.Output()
+		if err != nil {
+			return ""
+		}
+		// Not TrimSpace: porcelain lines start with a space-padded status.
+		return strings.TrimRight(string(out), "\n")
+	}
+	rev := git("rev-parse", "--short", "HEAD")
+	if rev == "" {
+		return "unknown (not a git checkout)"
+	}
+	dirty := git("status", "--porcelain", "--", "edge", "cmd/edge", "app", "cmd/app", "bench")
+	var paths []string
+	for _, l := range strings.Split(dirty, "\n") {
+		// The harness's own output is not source.
+		if len(l) > 3 && !strings.HasPrefix(l[3:], "bench/results") {
+			paths = append(paths, l[3:])
+		}
+	}
+	if len(paths) == 0 {
+		return "commit " + rev
+	}
+	return "commit " + rev + " plus uncommitted changes to " + strings.Join(paths, ", ")
 }
