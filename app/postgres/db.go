@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -29,6 +30,8 @@ type DB struct {
 
 	migrateMu sync.Mutex
 	migrated  bool // guarded by migrateMu; read through ready
+
+	lastPrune atomic.Int64 // unix nanoseconds of the last PruneDoneJobs by ClaimJobs
 }
 
 var _ app.Store = (*DB)(nil)

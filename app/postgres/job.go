@@ -14,6 +14,14 @@ import (
 	"selfhost.dev/edgeapp/app"
 )
 
+// DoneJobRetention is how long a done job's row is kept: long enough to
+// see what the outbox did lately, short enough that the table stays small.
+const DoneJobRetention = 7 * 24 * time.Hour
+
+// pruneEvery is how often ClaimJobs, which the worker calls all the time,
+// also prunes done jobs.
+const pruneEvery = time.Hour
+
 // ClaimJobs leases up to n due jobs, oldest first. FOR UPDATE SKIP LOCKED
 // lets instances claiming at the same moment each take different rows
 // instead of queueing behind one another; the lease (leased_until, on the
@@ -25,6 +33,12 @@ func (db *DB) ClaimJobs(ctx context.Context, n int, lease time.Duration) ([]*app
 	}
 	if err := db.ready(ctx); err != nil {
 		return nil, err
+	}
+	if last := db.lastPrune.Load(); time.Since(time.Unix(0, last)) > pruneEvery &&
+		db.lastPrune.CompareAndSwap(last, time.Now().UnixNano()) {
+		if _, err := db.PruneDoneJobs(ctx, DoneJobRetention); err != nil {
+			return nil, err
+		}
 	}
 	rows, err := db.pool.Query(ctx, `UPDATE jobs
 		SET attempts = attempts + 1, leased_until = now() + make_interval(secs => $2)
@@ -96,6 +110,16 @@ func (db *DB) RetryJob(ctx context.Context, id int64, runAt time.Time, lastErr s
 		return app.Errorf(app.ENOTFOUND, "job %d not found or already done", id)
 	}
 	return nil
+}
+
+// PruneDoneJobs deletes the jobs done more than olderThan ago and returns
+// how many it deleted.
+func (db *DB) PruneDoneJobs(ctx context.Context, olderThan time.Duration) (int64, error) {
+	tag, err := db.pool.Exec(ctx, "DELETE FROM jobs WHERE done_at < now() - make_interval(secs => $1)", olderThan.Seconds())
+	if err != nil {
+		return 0, dbError("prune done jobs", err)
+	}
+	return tag.RowsAffected(), nil
 }
 
 // PendingJobs counts the jobs not yet done.

@@ -256,3 +256,31 @@ func waitPing(t *testing.T, db *postgres.DB) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestPruneDoneJobs deletes only jobs done long enough ago.
+func TestPruneDoneJobs(t *testing.T) {
+	db := open(t)
+	ctx := t.Context()
+	c := &app.Contact{Name: "n", Email: "e@example.com", Message: "m"}
+	if err := db.CreateContact(ctx, c, app.NewJob(app.JobIndexContact, app.ContactPayload{}),
+		app.NewJob(app.JobNotifyContact, app.ContactPayload{})); err != nil {
+		t.Fatal(err)
+	}
+	jobs, err := db.ClaimJobs(ctx, 1, time.Minute)
+	if err != nil || len(jobs) != 1 {
+		t.Fatalf("ClaimJobs = %v, %v", jobs, err)
+	}
+	if err := db.CompleteJob(ctx, jobs[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := db.PruneDoneJobs(ctx, time.Hour); err != nil || n != 0 {
+		t.Errorf("PruneDoneJobs(1h) right after = %d, %v; want 0", n, err)
+	}
+	time.Sleep(10 * time.Millisecond)
+	if n, err := db.PruneDoneJobs(ctx, time.Millisecond); err != nil || n != 1 {
+		t.Errorf("PruneDoneJobs(1ms) = %d, %v; want the done job", n, err)
+	}
+	if n, err := db.PendingJobs(ctx); err != nil || n != 1 {
+		t.Errorf("PendingJobs = %d, %v; want the job not done", n, err)
+	}
+}

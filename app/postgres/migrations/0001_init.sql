@@ -21,8 +21,8 @@ CREATE TABLE documents (
 );
 
 -- jobs is the outbox. A job is due when run_at has passed and no lease
--- (leased_until) is running; done jobs keep their row (done_at) so that
--- "done exactly once" can be checked.
+-- (leased_until) is running; done jobs keep their row (done_at) for a
+-- while (DoneJobRetention) so that what the outbox did can be checked.
 CREATE TABLE jobs (
 	id           bigserial PRIMARY KEY,
 	kind         text NOT NULL,
@@ -35,6 +35,7 @@ CREATE TABLE jobs (
 	done_at      timestamptz
 );
 CREATE INDEX jobs_due ON jobs (run_at, id) WHERE done_at IS NULL;
+CREATE INDEX jobs_done ON jobs (done_at) WHERE done_at IS NOT NULL;
 
 -- The full-text index (postgres.Index), fed by the outbox like any other
 -- search engine, so it has its own tables rather than columns on the
