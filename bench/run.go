@@ -18,20 +18,22 @@ import (
 
 // Options are the harness's flags.
 type Options struct {
-	Scenarios  []int
-	Duration   time.Duration // one wrk run
-	Rounds     int
-	Conns      []int         // scenario 1's connection counts
-	Layouts    []string      // "pinned", "unpinned"
-	LogsOff    bool          // also run scenario 1 with access logs off
-	IdleConns  int           // scenario 5
-	Documents  int           // scenario 6
-	UploadMiB  int64         // scenario 3
-	Out        string        // results dir
-	Keep       bool          // keep the temp dir with configs and logs
-	Profile    time.Duration // if > 0, profile the edge under scenario 1's load this long
-	ModuleRoot string
-	Command    string // as typed, for RESULTS.md
+	Scenarios []int
+	Duration  time.Duration // one wrk run
+	Rounds    int
+	// HeadlineExtra adds rounds to scenario 1's first layout with logs on.
+	HeadlineExtra int
+	Conns         []int         // scenario 1's connection counts
+	Layouts       []string      // "pinned", "unpinned"
+	LogsOff       bool          // also run scenario 1 with access logs off
+	IdleConns     int           // scenario 5
+	Documents     int           // scenario 6
+	UploadMiB     int64         // scenario 3
+	Out           string        // results dir
+	Keep          bool          // keep the temp dir with configs and logs
+	Profile       time.Duration // if > 0, profile the edge under scenario 1's load this long
+	ModuleRoot    string
+	Command       string // as typed, for RESULTS.md
 }
 
 // Run runs the scenarios and writes results.json, RESULTS.md and chart.svg

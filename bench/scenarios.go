@@ -47,11 +47,11 @@ func (e *Env) scenario1(ctx context.Context, opts Options) ([]*Table, error) {
 					cells = append(cells, cell{table: t, target: target, conns: c})
 				}
 			}
-			// The headline table (the first layout, logs on) gets two more
+			// The headline table (the first layout, logs on) may get more
 			// rounds: its medians are the ones quoted.
 			rounds := opts.Rounds
 			if logs && layout == opts.Layouts[0] {
-				rounds += 2
+				rounds += opts.HeadlineExtra
 			}
 			e.Log("%s: %d rounds of %d runs, %v each", name, rounds, len(cells), opts.Duration)
 			e.interleave(ctx, f, cells, rounds, opts.Duration)

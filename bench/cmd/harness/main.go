@@ -37,6 +37,7 @@ func run() error {
 	quick := flag.Bool("quick", false, "short runs, pinned layout and access logs on only (for scenario 1 in under 2 minutes)")
 	duration := flag.Duration("duration", 0, "one wrk run (default 3s, 2s with -quick)")
 	rounds := flag.Int("rounds", 3, "interleaved rounds")
+	extra := flag.Int("headline-extra", -1, "extra rounds for scenario 1's headline table (default 2, 0 with -quick)")
 	conns := flag.String("conns", "64,256", "scenario 1's connection counts")
 	layouts := flag.String("layouts", "", `"pinned,unpinned" (default), "pinned" with -quick`)
 	logsOff := flag.Bool("logs-off", true, "also run scenario 1 with access logs off (not with -quick)")
@@ -67,6 +68,13 @@ func run() error {
 	}
 	if opts.Conns, err = parseInts(*conns, ""); err != nil {
 		return fmt.Errorf("-conns: %w", err)
+	}
+	opts.HeadlineExtra = *extra
+	if opts.HeadlineExtra < 0 {
+		opts.HeadlineExtra = 2
+		if *quick {
+			opts.HeadlineExtra = 0
+		}
 	}
 	if opts.Duration == 0 {
 		opts.Duration = 3 * time.Second
