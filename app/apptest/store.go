@@ -19,7 +19,8 @@ import (
 // The contract, beyond the interface's doc comments:
 //   - CreateContact and CreateDocument fill in ID (increasing) and CreatedAt
 //     (set to now if zero; read back within a millisecond, since PostgreSQL
-//     keeps microseconds).
+//     keeps microseconds), and a zero contact_id/document_id in their jobs'
+//     payloads (app.SetRowID).
 //   - Contacts lists newest first (ties broken by id, descending).
 //   - Jobs created with a zero RunAt are claimable at once; claims return
 //     jobs oldest first by RunAt, then by id.
@@ -136,6 +137,12 @@ func testCreateContact(t *testing.T, s app.Store) {
 	}
 	if n := pending(t, s); n != 2 {
 		t.Errorf("PendingJobs = %d, want 2 (the contact's jobs)", n)
+	}
+	// The jobs were built before the row existed: the store fills in its id.
+	for _, j := range claim(t, s, 10, time.Minute) {
+		if id := contactID(t, j); id != c.ID {
+			t.Errorf("%s job payload %s: contact_id %d, want the new contact's %d (app.SetRowID)", j.Kind, j.Payload, id, c.ID)
+		}
 	}
 }
 
@@ -312,6 +319,12 @@ func testDocuments(t *testing.T, s app.Store) {
 	wantCode(t, "Document(missing)", err, app.ENOTFOUND)
 	if n := pending(t, s); n != 1 {
 		t.Errorf("PendingJobs = %d, want 1", n)
+	}
+	for _, j := range claim(t, s, 10, time.Minute) {
+		var p app.DocumentPayload
+		if err := json.Unmarshal(j.Payload, &p); err != nil || p.DocumentID != d.ID {
+			t.Errorf("%s job payload %s (%v): want the new document's id %d (app.SetRowID)", j.Kind, j.Payload, err, d.ID)
+		}
 	}
 
 	ctx, cancel := context.WithCancel(t.Context())

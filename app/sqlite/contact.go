@@ -8,8 +8,8 @@ import (
 	"selfhost.dev/edgeapp/app"
 )
 
-// CreateContact stores c and jobs in one transaction, setting c.ID and, if
-// zero, c.CreatedAt.
+// CreateContact stores c and jobs in one transaction, setting c.ID, and
+// c.CreatedAt if zero, and filling a zero contact_id in the jobs' payloads.
 func (db *DB) CreateContact(ctx context.Context, c *app.Contact, jobs ...*app.Job) error {
 	created := c.CreatedAt
 	if created.IsZero() {
@@ -21,6 +21,9 @@ func (db *DB) CreateContact(ctx context.Context, c *app.Contact, jobs ...*app.Jo
 			`INSERT INTO contacts (name, email, message, created_at) VALUES (?, ?, ?, ?) RETURNING id`,
 			c.Name, c.Email, c.Message, unixNano(created)).Scan(&id)
 		if err != nil {
+			return err
+		}
+		if err := app.SetRowID(jobs, "contact_id", id); err != nil {
 			return err
 		}
 		return insertJobs(ctx, tx, jobs)

@@ -11,8 +11,8 @@ import (
 
 const documentColumns = `id, filename, document_type, content_type, size, sha256, storage_path, created_at`
 
-// CreateDocument stores d and jobs in one transaction, setting d.ID and, if
-// zero, d.CreatedAt.
+// CreateDocument stores d and jobs in one transaction, setting d.ID, and
+// d.CreatedAt if zero, and filling a zero document_id in the jobs' payloads.
 func (db *DB) CreateDocument(ctx context.Context, d *app.Document, jobs ...*app.Job) error {
 	created := d.CreatedAt
 	if created.IsZero() {
@@ -25,6 +25,9 @@ func (db *DB) CreateDocument(ctx context.Context, d *app.Document, jobs ...*app.
 			VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 			d.Filename, d.DocumentType, d.ContentType, d.Size, d.SHA256, d.StoragePath, unixNano(created)).Scan(&id)
 		if err != nil {
+			return err
+		}
+		if err := app.SetRowID(jobs, "document_id", id); err != nil {
 			return err
 		}
 		return insertJobs(ctx, tx, jobs)
