@@ -185,6 +185,9 @@ func startPostgres() (*PostgresServer, error) {
 }
 
 // command runs name as the server's user, killed if the test binary dies.
+// The parent-death signal strictly follows the OS thread that started the
+// process; Go ends a thread only when a goroutine exits while locked to it
+// (runtime.LockOSThread), which nothing that starts servers here does.
 func (s *PostgresServer) command(name string, args ...string) *exec.Cmd {
 	cmd := exec.Command(name, args...)
 	cmd.Dir = s.dir
