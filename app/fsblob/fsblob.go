@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"selfhost.dev/edgeapp/app"
 )
@@ -59,8 +60,9 @@ func (s *Store) path(key string) (string, error) {
 	return filepath.Join(s.dir, filepath.FromSlash(key)), nil
 }
 
-// Put streams r into the file for key; contentType is not kept (the
-// document's row has it).
+// Put streams r into the file for key. If size is not -1 and r holds a
+// different number of bytes, Put fails and stores nothing. contentType is
+// not kept: the document's row has it.
 func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64, contentType string) error {
 	name, err := s.path(key)
 	if err != nil {
@@ -80,8 +82,12 @@ func (s *Store) Put(ctx context.Context, key string, r io.Reader, size int64, co
 			os.Remove(f.Name())
 		}
 	}()
-	if _, err := io.Copy(f, ctxReader{ctx, r}); err != nil {
+	n, err := io.Copy(f, ctxReader{ctx, r})
+	if err != nil {
 		return fmt.Errorf("put blob %q: %w", key, err)
+	}
+	if size >= 0 && n != size {
+		return fmt.Errorf("put blob %q: read %d bytes, want %d", key, n, size)
 	}
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("put blob %q: %w", key, err)
@@ -104,7 +110,7 @@ func (s *Store) Get(ctx context.Context, key string) (io.ReadCloser, error) {
 		return nil, err
 	}
 	f, err := os.Open(name)
-	if errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 		return nil, app.Errorf(app.ENOTFOUND, "blob %q not found", key)
 	}
 	if err != nil {
@@ -124,7 +130,7 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if err := os.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) {
 		return fmt.Errorf("delete blob %q: %w", key, err)
 	}
 	return nil

@@ -95,6 +95,32 @@ func TestCancelledPut(t *testing.T) {
 	noTempFiles(t, dir)
 }
 
+func TestSizeMismatch(t *testing.T) {
+	s, dir := newStore(t)
+	for _, size := range []int64{3, 5} {
+		if err := s.Put(t.Context(), "k", strings.NewReader("four"), size, "text/plain"); err == nil {
+			t.Errorf("Put of 4 bytes declared as %d succeeded", size)
+		}
+	}
+	if _, err := s.Get(t.Context(), "k"); app.ErrorCode(err) != app.ENOTFOUND {
+		t.Errorf("Get after failed Puts = %v, want ENOTFOUND", err)
+	}
+	noTempFiles(t, dir)
+}
+
+func TestFileAsDirectory(t *testing.T) {
+	s, _ := newStore(t)
+	if err := s.Put(t.Context(), "file", strings.NewReader("x"), 1, "text/plain"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(t.Context(), "file/below"); app.ErrorCode(err) != app.ENOTFOUND {
+		t.Errorf("Get(file/below) = %v, want ENOTFOUND", err)
+	}
+	if err := s.Delete(t.Context(), "file/below"); err != nil {
+		t.Errorf("Delete(file/below) = %v, want nil", err)
+	}
+}
+
 func TestGetDirectory(t *testing.T) {
 	s, _ := newStore(t)
 	if err := s.Put(t.Context(), "dir/file", strings.NewReader("x"), 1, "text/plain"); err != nil {
