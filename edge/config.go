@@ -60,6 +60,11 @@ type Limits struct {
 	ReadHeaderTimeout time.Duration
 	// IdleTimeout closes an idle keep-alive connection (120s).
 	IdleTimeout time.Duration
+	// BodyReadTimeout bounds the wait for each read of a request body (60s;
+	// 0: none), so a client sending a byte now and then cannot hold a
+	// connection and an upstream request forever. It is an idle bound, not a
+	// bound on the whole upload: a slow but steady upload is not cut off.
+	BodyReadTimeout time.Duration
 }
 
 // Upstream tunes the connections to the upstreams.
@@ -110,11 +115,15 @@ type Route struct {
 	StripPrefix bool
 	// MaxBody bounds the request body in bytes (0: no limit).
 	MaxBody int64
-	// Host restricts the route to one Host header (lower case, no port).
+	// Host restricts the route to one Host header (lower case, no port, no
+	// trailing dot).
 	Host string
 	// Headers are response header operations applied after the global ones.
 	Headers []Header
-	// PassAuth forwards the Authorization header of an authenticated route.
+	// PassAuth forwards the client's Authorization header to the upstream.
+	// Without it the header is removed on every route, with or without auth:
+	// browsers resend the edge's Basic credentials to every path of the site
+	// after a 401, and no upstream should see the admin's password unasked.
 	PassAuth bool
 	// Line is where the route starts in the file.
 	Line int
@@ -495,7 +504,7 @@ func (l *loader) headers(n *yaml.Node, where string) []Header {
 
 var (
 	topKeys    = []string{"listen", "admin", "trusted_proxies", "client_ip_headers", "access_log", "limits", "upstream", "basic_auth", "shutdown_grace", "headers", "users", "routes"}
-	limitKeys  = []string{"max_header_bytes", "read_header_timeout", "idle_timeout"}
+	limitKeys  = []string{"max_header_bytes", "read_header_timeout", "idle_timeout", "body_read_timeout"}
 	upKeys     = []string{"dial_timeout", "response_header_timeout", "max_idle_conns_per_host"}
 	authKeys   = []string{"failures_per_minute", "cache_ttl", "cache_entries"}
 	userKeys   = []string{"user", "hash"}
@@ -510,7 +519,7 @@ func defaultConfig() *Config {
 		TrustedProxies:  []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32"), netip.MustParsePrefix("::1/128")},
 		ClientIPHeaders: slices.Clone(defaultCIP),
 		AccessLog:       "stdout",
-		Limits:          Limits{MaxHeaderBytes: 64 << 10, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second},
+		Limits:          Limits{MaxHeaderBytes: 64 << 10, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second, BodyReadTimeout: 60 * time.Second},
 		Upstream:        Upstream{DialTimeout: 5 * time.Second, ResponseHeaderTimeout: 60 * time.Second, MaxIdleConnsPerHost: 512},
 		BasicAuth:       BasicAuth{FailuresPerMinute: 10, CacheTTL: 5 * time.Minute, CacheEntries: 1024},
 		ShutdownGrace:   30 * time.Second,
@@ -579,6 +588,8 @@ func (l *loader) config(doc *yaml.Node) *Config {
 					cfg.Limits.ReadHeaderTimeout = l.duration(v2, where)
 				case "idle_timeout":
 					cfg.Limits.IdleTimeout = l.duration(v2, where)
+				case "body_read_timeout":
+					cfg.Limits.BodyReadTimeout = l.duration(v2, where)
 				}
 			})
 		case "upstream":
@@ -673,6 +684,7 @@ func parsePrefix(s string) (netip.Prefix, error) {
 func (l *loader) users(cfg *Config, n *yaml.Node) {
 	l.fields(n, "users", nil, func(set string, v *yaml.Node) {
 		var users []User
+		before := len(l.errs)
 		names := make(map[string]bool)
 		if v.Kind == yaml.SequenceNode && len(v.Content) == 0 || v.Tag == "!!null" {
 			l.errorf(v, "users.%s: no users", set)
@@ -682,13 +694,14 @@ func (l *loader) users(cfg *Config, n *yaml.Node) {
 			where := fmt.Sprintf("users.%s[%d]", set, i)
 			var u User
 			var hashNode *yaml.Node
+			hashOK := false
 			l.fields(item, where, userKeys, func(k string, v2 *yaml.Node) {
 				switch k {
 				case "user":
 					u.Name, _ = l.str(v2, where+".user")
 				case "hash":
 					hashNode = v2
-					u.Hash, _ = l.str(v2, where+".hash")
+					u.Hash, hashOK = l.str(v2, where+".hash")
 				}
 			})
 			switch {
@@ -706,10 +719,16 @@ func (l *loader) users(cfg *Config, n *yaml.Node) {
 				return
 			}
 			cost, err := bcrypt.Cost([]byte(u.Hash))
-			if err != nil {
-				if !strings.Contains(hashNode.Value, "${") || u.Hash != "" {
-					l.errorf(hashNode, "%s.hash: not a bcrypt hash (make one with `edge hash-password`)", where)
-				}
+			switch {
+			case err == nil:
+			case !hashOK:
+				return // an unset variable, already reported
+			case u.Hash == "" && strings.Contains(hashNode.Value, "${"):
+				// An empty variable would otherwise drop the user silently.
+				l.errorf(hashNode, "%s.hash: %q is empty (want a bcrypt hash from `edge hash-password`)", where, hashNode.Value)
+				return
+			default:
+				l.errorf(hashNode, "%s.hash: not a bcrypt hash (make one with `edge hash-password`)", where)
 				return
 			}
 			if cost > maxBcryptCost {
@@ -720,6 +739,9 @@ func (l *loader) users(cfg *Config, n *yaml.Node) {
 			names[u.Name] = true
 			users = append(users, u)
 		})
+		if len(users) == 0 && len(l.errs) == before {
+			l.errorf(v, "users.%s: no users", set)
+		}
 		cfg.Users[set] = users
 	})
 }
@@ -732,7 +754,7 @@ func (l *loader) route(cfg *Config, n *yaml.Node, i int) (Route, bool) {
 	r := Route{Line: n.Line}
 	where := fmt.Sprintf("routes[%d]", i)
 	before := len(l.errs)
-	var pathNode, toNode, passNode *yaml.Node
+	var pathNode, toNode *yaml.Node
 	l.fields(n, where, routeKeys, func(k string, v *yaml.Node) {
 		w := where + "." + k
 		switch k {
@@ -759,7 +781,15 @@ func (l *loader) route(cfg *Config, n *yaml.Node, i int) (Route, bool) {
 				r.To = u
 			}
 		case "auth":
-			r.Auth, _ = l.str(v, w)
+			var ok bool
+			if r.Auth, ok = l.str(v, w); !ok {
+				return
+			}
+			if r.Auth == "" && v.Tag != "!!null" {
+				// "${DASH_AUTH}" set to nothing must not make a public route.
+				l.errorf(v, "%s: %q is empty (want a user set; leave auth out for a route without Basic Auth)", w, v.Value)
+				return
+			}
 			if _, ok := cfg.Users[r.Auth]; !ok && r.Auth != "" {
 				l.errorf(v, "%s: unknown user set %q", w, r.Auth)
 			}
@@ -772,15 +802,16 @@ func (l *loader) route(cfg *Config, n *yaml.Node, i int) (Route, bool) {
 			if !ok {
 				return
 			}
-			if h == "" || strings.ContainsAny(h, "/:@ ") {
+			// A fully qualified name's trailing dot is dropped, as hostKey
+			// drops it from requests.
+			if t := strings.TrimSuffix(h, "."); t == "" || strings.ContainsAny(t, "/:@ ") {
 				l.errorf(v, "%s: bad host %q (want a name without port)", w, h)
 				return
 			}
-			r.Host = strings.ToLower(h)
+			r.Host = strings.ToLower(strings.TrimSuffix(h, "."))
 		case "headers":
 			r.Headers = l.headers(v, w)
 		case "pass_auth":
-			passNode = v
 			r.PassAuth = l.boolean(v, w)
 		}
 	})
@@ -790,18 +821,54 @@ func (l *loader) route(cfg *Config, n *yaml.Node, i int) (Route, bool) {
 	case r.Path == "" || r.Path[0] != '/':
 		l.errorf(pathNode, "%s.path: %q must start with /", where, r.Path)
 	default:
+		// The path is kept in the form requests are matched in: Go hands
+		// the handler escaped paths, so /ädmin must be stored as
+		// /%C3%A4dmin, or it would never match and its requests would fall
+		// through to a shorter route without auth. Either spelling may be
+		// written; a change of structure (dots, slashes) is refused.
 		clean, err := normalizePath(r.Path)
-		if err != nil {
+		switch {
+		case err != nil:
 			l.errorf(pathNode, "%s.path: %q: %v", where, r.Path, err)
-		} else if clean != r.Path || len(clean) > 1 && clean[len(clean)-1] == '/' {
-			l.errorf(pathNode, "%s.path: %q is not in normal form (want %q)", where, r.Path, strings.TrimRight(clean, "/"))
+		case strings.Count(clean, "/") != strings.Count(r.Path, "/") || len(clean) > 1 && clean[len(clean)-1] == '/' || clean == "/" && r.Path != "/":
+			want := strings.TrimRight(clean, "/")
+			if want == "" {
+				want = "/"
+			}
+			l.errorf(pathNode, "%s.path: %q is not in normal form (want %q)", where, r.Path, want)
+		default:
+			if c := ambiguousIn(clean); c != "" {
+				l.errorf(pathNode, "%s.path: %q holds %q, which requests may spell either raw or %%-encoded (want letters, digits, - . _ ~ and other characters raw or %%-encoded, but not ! $ & ' ( ) * + , = : @)", where, r.Path, c)
+			}
+			r.Path = clean
 		}
 	}
 	if toNode == nil {
 		l.errorf(n, "%s: to is missing", where)
 	}
-	if r.PassAuth && r.Auth == "" {
-		l.errorf(passNode, "%s.pass_auth: needs auth", where)
-	}
 	return r, len(l.errs) == before
+}
+
+// ambiguousIn returns the first sub-delimiter of the normalized path p, raw
+// or encoded, or "". normalizePath keeps these as they were spelled (an
+// upstream may read %2B and + differently), so a route path holding one
+// would match one spelling and let the other through to a shorter route.
+func ambiguousIn(p string) string {
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if c == '%' && i+2 < len(p) {
+			hi, _ := unhex(p[i+1])
+			lo, _ := unhex(p[i+2])
+			c = hi<<4 | lo
+			if strings.IndexByte("!$&'()*+,=:@", c) >= 0 {
+				return p[i : i+3]
+			}
+			i += 2
+			continue
+		}
+		if strings.IndexByte("!$&'()*+,=:@", c) >= 0 {
+			return p[i : i+1]
+		}
+	}
+	return ""
 }

@@ -98,7 +98,7 @@ func TestLoadErrors(t *testing.T) {
 		{"unknown route key", "routes:\n  - { path: /, to: \"${UP}\", strip: true }",
 			[]string{`line 2: routes[0]: unknown key "strip" (want one of path, to, auth, strip_prefix, max_body, host, headers, pass_auth)`}},
 		{"unknown limits key", "limits: { max_body: 1 }\nroutes: [ { path: /, to: \"${UP}\" } ]",
-			[]string{`line 1: limits: unknown key "max_body" (want one of max_header_bytes, read_header_timeout, idle_timeout)`}},
+			[]string{`line 1: limits: unknown key "max_body" (want one of max_header_bytes, read_header_timeout, idle_timeout, body_read_timeout)`}},
 		{"bad duration", "limits: { idle_timeout: 2 minutes }\nroutes: [ { path: /, to: \"${UP}\" } ]",
 			[]string{`line 1: limits.idle_timeout: bad duration "2 minutes" (want e.g. 10s, 2m, 500ms)`}},
 		{"negative duration", "shutdown_grace: -1s\nroutes: [ { path: /, to: \"${UP}\" } ]",
@@ -137,8 +137,9 @@ func TestLoadErrors(t *testing.T) {
 			[]string{`line 2: routes[0].host: bad host "x.test:80" (want a name without port)`}},
 		{"unknown user set", "routes:\n  - { path: /, to: \"${UP}\", auth: admin }",
 			[]string{`line 2: routes[0].auth: unknown user set "admin"`}},
-		{"pass_auth without auth", "routes:\n  - { path: /, to: \"${UP}\", pass_auth: true }",
-			[]string{`line 2: routes[0].pass_auth: needs auth`}},
+		// pass_auth without auth forwards the client's own Authorization
+		// (an API key); without pass_auth every route removes it.
+		{"pass_auth without auth", "routes:\n  - { path: /, to: \"${UP}\", pass_auth: true }", nil},
 		{"bad bool", "routes:\n  - { path: /, to: \"${UP}\", strip_prefix: yes }",
 			[]string{`line 2: routes[0].strip_prefix: want true or false, got "yes"`}},
 		{"unset variable", "users:\n  admins:\n    - { user: a, hash: \"${NOPE}\" }\nroutes: [ { path: /, to: \"${UP}\" } ]",

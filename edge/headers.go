@@ -133,9 +133,64 @@ func hostOfAddr(addr string) string {
 
 var protoHTTP, protoHTTPS = []string{"http"}, []string{"https"}
 
+// untrustedHeaders are the request headers that tell an upstream who the
+// client is, where it came from or which URL it asked for. Upstreams and
+// their frameworks believe them (Symfony and IIS route on X-Original-URL,
+// Spring builds redirects from X-Forwarded-Prefix), so from a peer that is
+// not a trusted proxy they are dropped, along with every X-Forwarded-*.
+// Lower case, with '-' where a client may write '_': CGI-style servers
+// read X_Forwarded_For as X-Forwarded-For.
+var untrustedHeaders = []string{
+	"forwarded",
+	"x-original-url",
+	"x-rewrite-url",
+	"x-client-ip",
+	"x-real-ip",
+	"true-client-ip",
+	"cf-connecting-ip",
+	"x-cluster-client-ip",
+	"x-original-forwarded-for",
+}
+
+// spoofable reports whether name, in any case and with '_' for '-', is an
+// X-Forwarded-* header or one of untrustedHeaders. It does not allocate.
+func spoofable(name string) bool {
+	const xf = "x-forwarded-"
+	if len(name) > len(xf) && headerNameEqual(name[:len(xf)], xf) {
+		return true
+	}
+	for _, h := range untrustedHeaders {
+		if headerNameEqual(name, h) {
+			return true
+		}
+	}
+	return false
+}
+
+// headerNameEqual compares a header name with a lower-case one, ignoring
+// case and reading '_' as '-'.
+func headerNameEqual(name, lower string) bool {
+	if len(name) != len(lower) {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		} else if c == '_' {
+			c = '-'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
+}
+
 // setForwarded sets X-Forwarded-For/-Proto/-Host on out. A trusted peer's
-// X-Forwarded-* are extended; anyone else's, and their client-IP headers,
-// are dropped (ReverseProxy already removed X-Forwarded-* from out).
+// X-Forwarded-* are extended; anyone else's, their client-IP headers and
+// the rest of untrustedHeaders are dropped (ReverseProxy only removes
+// Forwarded and X-Forwarded-For/-Host/-Proto).
 func (t *table) setForwarded(pr *httputil.ProxyRequest, c clientAddr) {
 	in, out := pr.In, pr.Out
 	proto := protoHTTP
@@ -158,9 +213,11 @@ func (t *table) setForwarded(pr *httputil.ProxyRequest, c clientAddr) {
 		for _, name := range t.cfg.ClientIPHeaders {
 			delete(out.Header, name)
 		}
-		delete(out.Header, "Cf-Connecting-Ip")
-		delete(out.Header, "X-Real-Ip")
-		delete(out.Header, "True-Client-Ip")
+		for name := range out.Header {
+			if spoofable(name) {
+				delete(out.Header, name)
+			}
+		}
 	}
 	vals := []string{xff, host} // one allocation for both headers
 	out.Header["X-Forwarded-For"] = vals[0:1:1]

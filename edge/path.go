@@ -16,12 +16,17 @@ var (
 	errPathDelimiter    = errors.New("path holds an encoded ; % ? or #")
 	errPathSemicolon    = errors.New("path holds a ;")
 	errPathFragment     = errors.New("path holds a #")
+	errPathQuery        = errors.New("path holds a ?")
 	errPathEscapesRoot  = errors.New("path has a .. segment above the root")
 )
 
 // normalizePath returns the form of the escaped request path p that routes
 // are matched on and that is forwarded: unreserved %XX decoded (and other
-// escapes upper-cased), dot segments resolved, repeated slashes merged.
+// escapes upper-cased), bytes that a URL path may not hold raw (non-ASCII,
+// space, " < > [ ] ^ ` { | }) percent-encoded, dot segments resolved,
+// repeated slashes merged. Each byte thus has one spelling, except the
+// sub-delimiters ! $ & ' ( ) * + , = : @, which keep the spelling they came
+// in (route paths may not hold them; see validRoutePath).
 //
 // It refuses, rather than guesses at, what different servers read
 // differently: encoded / and \, literal \, NUL and other control characters,
@@ -55,18 +60,32 @@ func normalizePath(p string) (string, error) {
 }
 
 // isNormal reports whether p needs no work: no escapes, no characters to
-// refuse, no empty or dot segments.
+// refuse or to encode, no empty or dot segments.
 func isNormal(p string) bool {
 	for i := 0; i < len(p); i++ {
-		switch c := p[i]; {
-		case c == '%' || c == '\\' || c == ';' || c == '#' || c < 0x20 || c == 0x7f:
+		c := p[i]
+		if !pathRaw[c] {
 			return false
-		case c == '/' && i+1 < len(p) && (p[i+1] == '/' || p[i+1] == '.'):
+		}
+		if c == '/' && i+1 < len(p) && (p[i+1] == '/' || p[i+1] == '.') {
 			return false
 		}
 	}
 	return true
 }
+
+// pathRaw holds the bytes a normal path holds unencoded: the unreserved
+// characters, '/', and the sub-delimiters other than ';' with ':' and '@'
+// (RFC 3986 pchar). Every other byte is refused or percent-encoded.
+var pathRaw = func() (t [256]bool) {
+	for c := 0; c < 256; c++ {
+		t[c] = unreserved(byte(c))
+	}
+	for _, c := range []byte("/!$&'()*+,=:@") {
+		t[c] = true
+	}
+	return t
+}()
 
 func unhex(c byte) (byte, bool) {
 	switch {
@@ -86,7 +105,9 @@ func unreserved(c byte) bool {
 }
 
 // decodeUnreserved decodes the escapes of unreserved characters, upper-cases
-// the others and refuses the dangerous characters, raw or encoded.
+// the others, percent-encodes the raw bytes a path may not hold (so the
+// forwarded path is always well-formed and has no second spelling) and
+// refuses the dangerous characters, raw or encoded.
 func decodeUnreserved(p string) ([]byte, error) {
 	const upperhex = "0123456789ABCDEF"
 	buf := make([]byte, 0, len(p))
@@ -125,8 +146,12 @@ func decodeUnreserved(p string) ([]byte, error) {
 			return nil, errPathSemicolon
 		case c == '#':
 			return nil, errPathFragment
-		default:
+		case c == '?':
+			return nil, errPathQuery
+		case pathRaw[c]:
 			buf = append(buf, c)
+		default:
+			buf = append(buf, '%', upperhex[c>>4], upperhex[c&0xf])
 		}
 	}
 	return buf, nil

@@ -137,8 +137,10 @@ func (t *table) rewrite(r *route, pr *httputil.ProxyRequest) {
 	if id := in.Header["X-Request-Id"]; id != nil {
 		out.Header["X-Request-Id"] = id
 	}
-	if r.users != nil && !r.PassAuth {
-		// Grafana would try to log in with the edge's credentials.
+	if !r.PassAuth {
+		// On every route, not only those with auth: after a 401 browsers
+		// resend the edge's credentials to the whole site, and Grafana would
+		// try to log in with them.
 		delete(out.Header, "Authorization")
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -217,12 +218,48 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.m.inFlight.Inc()
 	ex := s.exchanges.Get().(*exchange)
 	ex.rec = recorder{w: w}
-	ex.entry = logEntry{start: time.Now(), method: r.Method, host: r.Host, path: r.URL.EscapedPath()}
+	// The log shows the path as the client sent it (without the query), not
+	// the normalized one: that is what tells an attack from a typo.
+	path, ok := requestPath(r)
+	ex.entry = logEntry{start: time.Now(), method: r.Method, host: r.Host, path: path}
 	defer s.finish(ex, r)
-	s.serve(s.cur.Load(), ex, r)
+	s.serve(s.cur.Load(), ex, r, ok)
 }
 
-func (s *Server) serve(t *table, ex *exchange, r *http.Request) {
+// requestPath returns the path of r's request-target exactly as the client
+// sent it, without the query: the origin-form's path, or an absolute-form's
+// path after its scheme and authority. It reports false for a target with
+// no path ("*", authority-form). r.URL.EscapedPath would not do: when the
+// raw path is not in Go's canonical encoding (it holds " { | ^ or
+// non-ASCII), it re-encodes the decoded path, and an encoded slash comes
+// back as a real one. It does not allocate.
+func requestPath(r *http.Request) (string, bool) {
+	u := r.RequestURI
+	if u == "" {
+		// A request made in-process (tests, benchmarks), not read off a
+		// connection: its URL is all there is.
+		return r.URL.EscapedPath(), true
+	}
+	if u[0] != '/' {
+		// Absolute-form: scheme "://" authority, then the path, if any.
+		i := strings.Index(u, "://")
+		if i <= 0 {
+			return u, false
+		}
+		u = u[i+3:]
+		j := strings.IndexAny(u, "/?#")
+		if j < 0 || u[j] == '?' {
+			return "/", true
+		}
+		u = u[j:] // a '#' here is refused by normalizePath
+	}
+	if i := strings.IndexByte(u, '?'); i >= 0 {
+		u = u[:i]
+	}
+	return u, true
+}
+
+func (s *Server) serve(t *table, ex *exchange, r *http.Request, hasPath bool) {
 	w := &ex.rec
 	e := &ex.entry
 	e.clientIP = t.clientOf(r).ip
@@ -230,6 +267,10 @@ func (s *Server) serve(t *table, ex *exchange, r *http.Request) {
 	if r.Method == http.MethodConnect {
 		w.Header().Set("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")
 		respond(w, r, t.headers, http.StatusMethodNotAllowed, "405 Method Not Allowed: the edge is not a forward proxy\n")
+		return
+	}
+	if !hasPath {
+		respond(w, r, t.headers, http.StatusBadRequest, "400 Bad Request: the request target has no path\n")
 		return
 	}
 	clean, err := normalizePath(e.path)
@@ -269,7 +310,8 @@ func (s *Server) serve(t *table, ex *exchange, r *http.Request) {
 		ex.body = &limitedBody{rc: r.Body, limit: rt.MaxBody}
 		r.Body, w.body = ex.body, ex.body
 	}
-	if clean != e.path {
+	if clean != e.path || r.URL.Path == "" || strings.IndexByte(clean, '%') >= 0 {
+		// What the route matched is what is forwarded, byte for byte.
 		r.URL.RawPath = clean
 		r.URL.Path = unescapePath(clean)
 	}

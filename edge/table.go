@@ -66,12 +66,15 @@ func match(rs []*route, path string) *route {
 	return nil
 }
 
-// hostKey strips the port from a Host header and lower-cases it; it
-// allocates only when there is upper case to fold.
+// hostKey strips the port and one trailing dot from a Host header and
+// lower-cases it, the form route hosts are stored in: "Admin.Test.:8080"
+// must find the routes of admin.test, not fall through to those without a
+// host. It allocates only when there is upper case to fold.
 func hostKey(host string) string {
 	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.HasSuffix(host, "]") {
 		host = host[:i]
 	}
+	host = strings.TrimSuffix(host, ".")
 	for i := 0; i < len(host); i++ {
 		if 'A' <= host[i] && host[i] <= 'Z' {
 			return strings.ToLower(host)
