@@ -43,8 +43,9 @@ type DB struct {
 // Open opens (creating if needed) the database at path and applies any
 // pending schema migrations.
 func Open(ctx context.Context, path string) (*DB, error) {
-	if path == "" || strings.ContainsAny(path, "?#") {
-		return nil, fmt.Errorf("open sqlite: path %q must be a file name without '?' or '#'", path)
+	if path == "" || strings.Contains(path, "?") {
+		// The driver reads parameters after a '?'.
+		return nil, fmt.Errorf("open sqlite: path %q must be a file name without '?'", path)
 	}
 	common := "_pragma=busy_timeout(" + strconv.FormatInt(busyTimeout.Milliseconds(), 10) + ")&_pragma=foreign_keys(1)"
 	write, err := sql.Open("sqlite", path+"?"+common+"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate")
@@ -52,7 +53,6 @@ func Open(ctx context.Context, path string) (*DB, error) {
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	write.SetMaxOpenConns(1)
-	write.SetConnMaxIdleTime(0)
 	db := &DB{path: path, write: write}
 	if err := db.migrate(ctx); err != nil {
 		write.Close()
