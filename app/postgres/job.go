@@ -1,11 +1,9 @@
 package postgres
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
-	"fmt"
 	"slices"
 	"time"
 
@@ -142,21 +140,22 @@ func (db *DB) inTx(ctx context.Context, op string, fn func(pgx.Tx) error) error 
 }
 
 // insertJobs stores jobs in tx in one round trip, setting their ID and
-// RunAt. A payload whose idKey is 0 gets id: the row the jobs follow has
-// no id until it is inserted in the same transaction.
+// RunAt. A payload whose idKey is 0 gets id (app.SetRowID): the row the
+// jobs follow has no id until it is inserted in the same transaction.
 func insertJobs(ctx context.Context, tx pgx.Tx, jobs []*app.Job, idKey string, id int64) error {
 	if len(jobs) == 0 {
 		return nil
 	}
+	if err := app.SetRowID(jobs, idKey, id); err != nil {
+		return err
+	}
 	var batch pgx.Batch
 	for _, j := range jobs {
-		payload, err := withID(j.Payload, idKey, id)
-		if err != nil {
-			return fmt.Errorf("job %s: %w", j.Kind, err)
+		if len(j.Payload) == 0 {
+			j.Payload = json.RawMessage("{}")
 		}
-		j.Payload = payload
 		batch.Queue(`INSERT INTO jobs (kind, payload, run_at) VALUES ($1, $2, coalesce($3, now()))
-			RETURNING id, run_at`, j.Kind, string(payload), nullTime(j.RunAt)).QueryRow(func(row pgx.Row) error {
+			RETURNING id, run_at`, j.Kind, string(j.Payload), nullTime(j.RunAt)).QueryRow(func(row pgx.Row) error {
 			if err := row.Scan(&j.ID, &j.RunAt); err != nil {
 				return err
 			}
@@ -165,19 +164,4 @@ func insertJobs(ctx context.Context, tx pgx.Tx, jobs []*app.Job, idKey string, i
 		})
 	}
 	return tx.SendBatch(ctx, &batch).Close()
-}
-
-func withID(payload json.RawMessage, key string, id int64) (json.RawMessage, error) {
-	if len(payload) == 0 {
-		return json.RawMessage("{}"), nil
-	}
-	var fields map[string]json.RawMessage
-	if json.Unmarshal(payload, &fields) != nil || !bytes.Equal(bytes.TrimSpace(fields[key]), []byte("0")) {
-		if !json.Valid(payload) {
-			return nil, fmt.Errorf("payload is not JSON")
-		}
-		return payload, nil
-	}
-	fields[key] = json.RawMessage(fmt.Sprint(id))
-	return json.Marshal(fields)
 }
