@@ -45,10 +45,11 @@ type transportKey struct {
 // newTransport returns a Transport tuned for one upstream on a fast network:
 // an idle pool sized for hundreds of concurrent clients (Go's default of 2
 // makes most requests open a new connection), no transparent gzip (bodies
-// pass through as they are), and no environment proxy.
+// pass through as they are), and no environment proxy. Small requests
+// without a body take the fast path of transport.go.
 func newTransport(up Upstream) *http.Transport {
 	d := &net.Dialer{Timeout: up.DialTimeout, KeepAlive: 30 * time.Second}
-	return &http.Transport{
+	return withFastHTTP1(&http.Transport{
 		Proxy:                 nil,
 		DialContext:           d.DialContext,
 		MaxIdleConns:          0, // no global bound; MaxIdleConnsPerHost bounds each upstream
@@ -60,7 +61,7 @@ func newTransport(up Upstream) *http.Transport {
 		DisableCompression:    true,
 		ReadBufferSize:        16 << 10,
 		WriteBufferSize:       16 << 10,
-	}
+	}, up, d)
 }
 
 // transport returns the kept Transport for u and up, making it if needed.
@@ -85,7 +86,7 @@ func (s *Server) dropUnusedTransports(t *table) {
 	}
 	for k, tr := range s.transports {
 		if !used[k] {
-			tr.CloseIdleConnections()
+			closeIdle(tr)
 			delete(s.transports, k)
 		}
 	}

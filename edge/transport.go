@@ -1,0 +1,380 @@
+package edge
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+	"weak"
+)
+
+// The fast HTTP/1.1 path. The edge's hot path is a small request without a
+// body to a plain-HTTP upstream on loopback. http.Transport serves it with
+// two goroutines per connection (readLoop, writeLoop) and several channel
+// handoffs per request; profiles of the edge put a third of its CPU there.
+// fastTransport does the same exchange on the calling goroutine: write the
+// request, read the response, hand the connection back to a LIFO idle pool
+// once the body is consumed. Everything else (request bodies, upgrades,
+// https) stays with the tuned http.Transport it is registered in.
+
+// fastHTTP1Env names the environment variable that turns the fast path off
+// ("off", "0" or "false"), for side-by-side measurements and as an escape
+// hatch; it is read when a Transport is made (at start and on reload).
+const fastHTTP1Env = "EDGE_FAST_HTTP1"
+
+// maxResponseHeaderBytes bounds an upstream's response header, as
+// http.Transport's default MaxResponseHeaderBytes does.
+const maxResponseHeaderBytes = 10 << 20
+
+// max1xxResponses bounds the informational responses read before the real
+// one.
+const max1xxResponses = 16
+
+// idleConnTimeout is how long an idle upstream connection is kept, as the
+// http.Transport's IdleConnTimeout.
+const idleConnTimeout = 90 * time.Second
+
+var (
+	errHeaderTooLarge = errors.New("response header too large")
+	errTooMany1xx     = errors.New("too many 1xx responses")
+	errUnaskedSwitch  = errors.New("upstream switched protocols unasked")
+	errBodyClosed     = errors.New("read on closed response body")
+	// aLongTimeAgo is a deadline in the past: it wakes blocked I/O now.
+	aLongTimeAgo = time.Unix(1, 0)
+)
+
+// fastOf maps an http.Transport to the fast path registered in it, so that
+// closeIdle reaches both pools. Keys are weak: a Transport dropped without
+// closeIdle takes its entry (and the idle connections) with it.
+var fastOf sync.Map // weak.Pointer[http.Transport] -> *fastTransport
+
+// withFastHTTP1 registers the fast path for "http" URLs in tr, unless
+// EDGE_FAST_HTTP1 turns it off. tr keeps serving what the fast path skips.
+func withFastHTTP1(tr *http.Transport, up Upstream, d *net.Dialer) *http.Transport {
+	switch os.Getenv(fastHTTP1Env) {
+	case "off", "0", "false":
+		return tr
+	}
+	f := newFastTransport(up, d)
+	tr.RegisterProtocol("http", f)
+	k := weak.Make(tr)
+	fastOf.Store(k, f)
+	runtime.AddCleanup(tr, func(k weak.Pointer[http.Transport]) {
+		if v, ok := fastOf.LoadAndDelete(k); ok {
+			v.(*fastTransport).closeIdle()
+		}
+	}, k)
+	return tr
+}
+
+// closeIdle closes the idle connections of tr and of its fast path; both
+// close the connections that become idle afterwards.
+func closeIdle(tr *http.Transport) {
+	tr.CloseIdleConnections()
+	if v, ok := fastOf.Load(weak.Make(tr)); ok {
+		v.(*fastTransport).closeIdle()
+	}
+}
+
+// fastTransport is an http.RoundTripper for plain HTTP/1.1 requests without
+// a body; it answers http.ErrSkipAltProtocol to the others, which sends them
+// to the http.Transport it is registered in.
+type fastTransport struct {
+	dial          func(ctx context.Context, network, addr string) (net.Conn, error)
+	headerTimeout time.Duration // 0: none
+	maxIdle       int
+
+	mu      sync.Mutex
+	idle    map[string][]*fastConn // by URL.Host, most recently used last
+	closing bool                   // closeIdle was called: close what becomes idle
+}
+
+func newFastTransport(up Upstream, d *net.Dialer) *fastTransport {
+	return &fastTransport{
+		dial:          d.DialContext,
+		headerTimeout: up.ResponseHeaderTimeout,
+		maxIdle:       up.MaxIdleConnsPerHost,
+		idle:          make(map[string][]*fastConn),
+	}
+}
+
+// fastConn is one upstream connection with its buffers.
+type fastConn struct {
+	t        *fastTransport
+	key      string
+	conn     net.Conn
+	cr       connReader
+	br       *bufio.Reader
+	bw       *bufio.Writer
+	idleAt   time.Time
+	canceled atomic.Bool // the request's context ended: the deadline is in the past
+}
+
+// connReader counts what is read from the connection and, while limit is
+// not negative, bounds it (the response header).
+type connReader struct {
+	c     net.Conn
+	limit int64 // < 0: none
+	n     int64 // bytes read since the request was written
+}
+
+func (r *connReader) Read(p []byte) (int, error) {
+	if r.limit >= 0 {
+		if r.limit == 0 {
+			return 0, errHeaderTooLarge
+		}
+		if int64(len(p)) > r.limit {
+			p = p[:r.limit]
+		}
+	}
+	n, err := r.c.Read(p)
+	r.n += int64(n)
+	if r.limit >= 0 {
+		r.limit -= int64(n)
+	}
+	return n, err
+}
+
+// fastPath reports whether req is one the fast path serves.
+func fastPath(req *http.Request) bool {
+	return req.URL.Scheme == "http" && req.ContentLength == 0 &&
+		(req.Body == nil || req.Body == http.NoBody) && !req.Close &&
+		len(req.Trailer) == 0 && req.Header["Upgrade"] == nil && req.URL.Host != ""
+}
+
+// replayable reports whether req may be sent again on a fresh connection
+// after a reused one failed before any byte of the response arrived.
+func replayable(req *http.Request) bool {
+	switch req.Method {
+	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return req.Header["Idempotency-Key"] != nil || req.Header["X-Idempotency-Key"] != nil
+}
+
+// RoundTrip implements http.RoundTripper.
+func (t *fastTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if !fastPath(req) {
+		return nil, http.ErrSkipAltProtocol
+	}
+	ctx := req.Context()
+	for retried := false; ; retried = true {
+		fc, reused, err := t.get(ctx, req.URL.Host, retried)
+		if err != nil {
+			return nil, err
+		}
+		res, err := fc.roundTrip(ctx, req)
+		if err == nil {
+			return res, nil
+		}
+		fc.close()
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("upstream request: %w", context.Cause(ctx))
+		}
+		// An idle connection the upstream closed meanwhile fails before any
+		// byte of a response: send the request again, once, on a new one.
+		if !reused || retried || fc.cr.n != 0 || isTimeout(err) || !replayable(req) {
+			return nil, err
+		}
+	}
+}
+
+// get returns an idle connection to host, or dials one (always, if fresh).
+func (t *fastTransport) get(ctx context.Context, host string, fresh bool) (fc *fastConn, reused bool, err error) {
+	now := time.Now()
+	t.mu.Lock()
+	for s := t.idle[host]; len(s) > 0 && !fresh; s = t.idle[host] {
+		fc = s[len(s)-1]
+		s[len(s)-1] = nil
+		t.idle[host] = s[:len(s)-1]
+		if now.Sub(fc.idleAt) < idleConnTimeout {
+			t.mu.Unlock()
+			return fc, true, nil
+		}
+		t.mu.Unlock()
+		fc.conn.Close()
+		t.mu.Lock()
+	}
+	t.mu.Unlock()
+	addr := host
+	if _, _, err := net.SplitHostPort(host); err != nil {
+		addr = net.JoinHostPort(host, "80")
+	}
+	c, err := t.dial(ctx, "tcp", addr)
+	if err != nil {
+		return nil, false, fmt.Errorf("dial upstream: %w", err)
+	}
+	fc = &fastConn{t: t, key: host, conn: c, cr: connReader{c: c, limit: -1}}
+	fc.br = bufio.NewReaderSize(&fc.cr, 16<<10)
+	fc.bw = bufio.NewWriterSize(c, 4<<10)
+	return fc, false, nil
+}
+
+// put makes fc idle, or closes it if the pool is full or closing. Idle
+// connections past idleConnTimeout at the bottom of the stack go.
+func (t *fastTransport) put(fc *fastConn) {
+	fc.idleAt = time.Now()
+	t.mu.Lock()
+	s := t.idle[fc.key]
+	if t.closing || len(s) >= t.maxIdle {
+		t.mu.Unlock()
+		fc.conn.Close()
+		return
+	}
+	var stale *fastConn
+	if len(s) > 0 && fc.idleAt.Sub(s[0].idleAt) >= idleConnTimeout {
+		stale = s[0]
+		s = append(s[:0], s[1:]...)
+	}
+	t.idle[fc.key] = append(s, fc)
+	t.mu.Unlock()
+	if stale != nil {
+		stale.conn.Close()
+	}
+}
+
+// closeIdle closes the idle connections, and from now on those that
+// become idle.
+func (t *fastTransport) closeIdle() {
+	t.mu.Lock()
+	m := t.idle
+	t.idle = make(map[string][]*fastConn)
+	t.closing = true
+	t.mu.Unlock()
+	for _, s := range m {
+		for _, fc := range s {
+			fc.conn.Close()
+		}
+	}
+}
+
+func (fc *fastConn) close() { fc.conn.Close() }
+
+// roundTrip writes req and reads the response header on fc. A context that
+// ends meanwhile (the client went away) puts fc's deadline in the past,
+// which ends any read or write at once; fc is then never reused.
+func (fc *fastConn) roundTrip(ctx context.Context, req *http.Request) (*http.Response, error) {
+	fc.cr.n = 0
+	stop := context.AfterFunc(ctx, func() {
+		fc.canceled.Store(true)
+		_ = fc.conn.SetDeadline(aLongTimeAgo)
+	})
+	res, err := fc.exchange(ctx, req)
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	if res.StatusCode == http.StatusSwitchingProtocols {
+		stop()
+		res.Body.Close()
+		return nil, errUnaskedSwitch
+	}
+	keep := !res.Close
+	if res.Body == http.NoBody {
+		// HEAD, 204, 304 and empty bodies: done already. Bytes already
+		// waiting after such a response are a body the upstream should not
+		// have sent: the connection is not reused.
+		fc.release(stop, keep && fc.br.Buffered() == 0)
+		return res, nil
+	}
+	res.Body = &fastBody{fc: fc, rc: res.Body, stop: stop, keep: keep}
+	return res, nil
+}
+
+// exchange writes req and reads responses up to the first that is not
+// informational, handing 1xx ones to the request's httptrace (which is how
+// ReverseProxy forwards 103 Early Hints).
+func (fc *fastConn) exchange(ctx context.Context, req *http.Request) (*http.Response, error) {
+	if err := req.Write(fc.bw); err != nil {
+		return nil, fmt.Errorf("write request: %w", err)
+	}
+	if err := fc.bw.Flush(); err != nil {
+		return nil, fmt.Errorf("write request: %w", err)
+	}
+	ht := fc.t.headerTimeout
+	if ht > 0 {
+		if err := fc.conn.SetReadDeadline(time.Now().Add(ht)); err != nil {
+			return nil, fmt.Errorf("set deadline: %w", err)
+		}
+	}
+	for n1xx := 0; ; n1xx++ {
+		fc.cr.limit = maxResponseHeaderBytes
+		res, err := http.ReadResponse(fc.br, req)
+		fc.cr.limit = -1
+		if err != nil {
+			return nil, fmt.Errorf("read response: %w", err)
+		}
+		if res.StatusCode < 100 || res.StatusCode > 199 || res.StatusCode == http.StatusSwitchingProtocols {
+			if ht > 0 {
+				// A context ending meanwhile set a past deadline: keep it.
+				if err := fc.conn.SetReadDeadline(time.Time{}); err != nil {
+					return nil, fmt.Errorf("set deadline: %w", err)
+				}
+				if fc.canceled.Load() {
+					_ = fc.conn.SetDeadline(aLongTimeAgo)
+				}
+			}
+			return res, nil
+		}
+		if n1xx >= max1xxResponses {
+			return nil, errTooMany1xx
+		}
+		if trace := httptrace.ContextClientTrace(ctx); trace != nil && trace.Got1xxResponse != nil {
+			if err := trace.Got1xxResponse(res.StatusCode, textproto.MIMEHeader(res.Header)); err != nil {
+				return nil, err
+			}
+		}
+	}
+}
+
+// release ends the request on fc: back to the pool if reusable and its
+// context did not end, closed otherwise.
+func (fc *fastConn) release(stop func() bool, reusable bool) {
+	if stop() && reusable && !fc.canceled.Load() {
+		fc.t.put(fc)
+		return
+	}
+	fc.close()
+}
+
+// fastBody is a response body on the fast path. The connection goes back to
+// the pool once the body has been read to its end cleanly; a body closed
+// early, or a read error, closes it.
+type fastBody struct {
+	fc   *fastConn
+	rc   io.ReadCloser
+	stop func() bool
+	keep bool  // the response allows reuse
+	err  error // once set, the connection is released and reads return it
+}
+
+func (b *fastBody) Read(p []byte) (int, error) {
+	if b.err != nil {
+		return 0, b.err
+	}
+	n, err := b.rc.Read(p)
+	if err != nil {
+		b.err = err
+		b.fc.release(b.stop, err == io.EOF && b.keep && b.fc.br.Buffered() == 0)
+	}
+	return n, err
+}
+
+func (b *fastBody) Close() error {
+	if b.err != nil {
+		return nil
+	}
+	b.err = errBodyClosed
+	b.fc.release(b.stop, false)
+	return nil
+}
