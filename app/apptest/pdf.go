@@ -2,13 +2,15 @@ package apptest
 
 import (
 	"bytes"
+	"compress/zlib"
 	"fmt"
 	"strings"
 )
 
 // PDF returns a minimal one-page PDF 1.4 file that shows text in Helvetica,
-// written object by object with a correct cross-reference table, so tests
-// can upload a real PDF without committing a binary fixture.
+// written object by object with a correct cross-reference table and a
+// Flate-compressed content stream, so tests can upload a real PDF without
+// committing a binary fixture.
 //
 // The text is wrapped into lines of at most 80 characters. Characters
 // outside printable ASCII are replaced by '?', since the standard fonts'
@@ -20,13 +22,17 @@ func PDF(text string) []byte {
 		fmt.Fprintf(&content, "(%s) Tj T*\n", pdfString(line))
 	}
 	content.WriteString("ET\n")
+	var stream bytes.Buffer // Flate-compressed, as nearly every real PDF's streams are
+	zw := zlib.NewWriter(&stream)
+	zw.Write(content.Bytes()) // writes to a bytes.Buffer cannot fail
+	zw.Close()
 
 	objects := []string{
 		"<< /Type /Catalog /Pages 2 0 R >>",
 		"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
 		"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 4 0 R >> >> /Contents 5 0 R >>",
 		"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
-		fmt.Sprintf("<< /Length %d >>\nstream\n%sendstream", content.Len(), content.String()),
+		fmt.Sprintf("<< /Length %d /Filter /FlateDecode >>\nstream\n%s\nendstream", stream.Len(), stream.String()),
 	}
 	var b bytes.Buffer
 	b.WriteString("%PDF-1.4\n%\xe2\xe3\xcf\xd3\n") // a binary comment marks the file as binary to transfer tools

@@ -2,7 +2,9 @@ package apptest
 
 import (
 	"bytes"
+	"compress/zlib"
 	"fmt"
+	"io"
 	"regexp"
 	"strconv"
 	"testing"
@@ -31,14 +33,25 @@ func TestPDFCrossReferences(t *testing.T) {
 			t.Errorf("xref entry %d points at %q, want %q", i+1, b[off:off+10], want)
 		}
 	}
-	length := regexp.MustCompile(`/Length (\d+) >>\nstream\n`).FindSubmatchIndex(b)
+	length := regexp.MustCompile(`/Length (\d+) /Filter /FlateDecode >>\nstream\n`).FindSubmatchIndex(b)
+	if length == nil {
+		t.Fatal("no compressed content stream")
+	}
 	n, _ := strconv.Atoi(string(b[length[2]:length[3]]))
-	if !bytes.HasPrefix(b[length[1]+n:], []byte("endstream")) {
+	if !bytes.HasPrefix(b[length[1]+n:], []byte("\nendstream")) {
 		t.Errorf("stream /Length %d does not end at endstream", n)
 	}
+	zr, err := zlib.NewReader(bytes.NewReader(b[length[1] : length[1]+n]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	content, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, want := range []string{`(Hello \(world\) \\ with a long line`, `Tj T*`, `?n?code.`} {
-		if !bytes.Contains(b, []byte(want)) {
-			t.Errorf("content lacks %q", want)
+		if !bytes.Contains(content, []byte(want)) {
+			t.Errorf("content %q lacks %q", content, want)
 		}
 	}
 }
