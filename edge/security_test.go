@@ -2,13 +2,18 @@ package edge
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 // Regression tests for the findings of the security review of the built
@@ -385,4 +390,228 @@ func readStatus(t *testing.T, c net.Conn) int {
 	_, _ = io.Copy(io.Discard, res.Body)
 	res.Body.Close()
 	return res.StatusCode
+}
+
+// burst sends one request per entry of auths (an Authorization line each,
+// "" for none) on its own connection, all dialled first and written at
+// once, and counts the statuses.
+func burst(t *testing.T, addr, path string, auths []string, extra string) map[int]int {
+	t.Helper()
+	conns := make([]net.Conn, len(auths))
+	for i := range conns {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		conns[i] = c
+	}
+	start := make(chan struct{})
+	codes := make(chan int, len(auths))
+	for i, c := range conns {
+		go func() {
+			<-start
+			req := "GET " + path + " HTTP/1.1\r\nHost: edge.test\r\n" + extra + auths[i] + "\r\n"
+			if _, err := io.WriteString(c, req); err != nil {
+				codes <- -1
+				return
+			}
+			_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
+			res, err := http.ReadResponse(bufio.NewReader(c), nil)
+			if err != nil {
+				codes <- -1
+				return
+			}
+			res.Body.Close()
+			codes <- res.StatusCode
+		}()
+	}
+	close(start)
+	got := make(map[int]int)
+	for range auths {
+		got[<-codes]++
+	}
+	return got
+}
+
+// Finding 1: a burst of wrong passwords released together from one address
+// gets at most failures_per_minute verifications; the rest are 429. Before,
+// every request passed the throttle check while the first ones were still
+// in bcrypt, and the right password among them got through.
+func TestThrottleBurst(t *testing.T) {
+	slowHash, err := bcrypt.GenerateFromPassword([]byte(testPassword), 8) // slow enough for the requests to overlap
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := newUpstream(t)
+	e := startEdge(t, `
+basic_auth: { failures_per_minute: 10 }
+users: { admins: [ { user: admin, hash: "${SLOW}" } ] }
+routes:
+  - { path: /prometheus, to: "${UP}", auth: admins }
+`, map[string]string{"UP": up.URL, "SLOW": string(slowHash)})
+	const n, limit = 50, 10
+	auths := make([]string, n)
+	for i := range auths {
+		auths[i] = authLine(testUser, "guess"+strconv.Itoa(i))
+	}
+	auths[n-1] = authLine(testUser, testPassword)
+	got := burst(t, e.addr, "/prometheus/", auths, "")
+	// The right password may be among the first ten verified (a success
+	// gives its attempt back); otherwise it is refused with the rest.
+	if got[401] > limit || got[200] > 1 || got[401]+got[200]+got[429]+got[503] != n {
+		t.Errorf("statuses %v: want at most %d × 401, the rest 429", got, limit)
+	}
+	if up.hits.Load() != int64(got[200]) {
+		t.Errorf("the upstream got %d requests", up.hits.Load())
+	}
+	// The window is full: a new guess waits.
+	if res := e.get(t, "/prometheus/", basic(testUser, "one more")); got[401] == limit && res.StatusCode != 429 {
+		t.Errorf("guess after %d failures: %d, want 429", limit, res.StatusCode)
+	}
+}
+
+// Finding 1, on the authenticator: 50 concurrent wrong passwords from one
+// client IP, each counted before bcrypt.
+func TestThrottleCountsAttemptsInProgress(t *testing.T) {
+	a := newAuthenticator()
+	a.cache.configure(time.Minute, 100)
+	set := a.newUserSet("admins", []User{{Name: testUser, Hash: testHash}})
+	const n, limit = 50, 10
+	var wg sync.WaitGroup
+	res := make(chan authResult, n)
+	start := make(chan struct{})
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			h := strings.TrimPrefix(basic(testUser, "wrong"+strconv.Itoa(i)), "Authorization: ")
+			_, r, _ := a.check(context.Background(), set, h, "192.0.2.7", limit, time.Now())
+			res <- r
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(res)
+	got := map[authResult]int{}
+	for r := range res {
+		got[r]++
+	}
+	if got[authFailed] > limit || got[authFailed]+got[authThrottled] != n {
+		t.Errorf("failed %d, throttled %d, other %v: want at most %d failed, the rest throttled", got[authFailed], got[authThrottled], got, limit)
+	}
+	a.throttle.mu.Lock()
+	f := a.throttle.clients["192.0.2.7"]
+	a.throttle.mu.Unlock()
+	if f == nil || f.pending != 0 || f.n != got[authFailed] {
+		t.Errorf("throttle entry %+v after the burst", f)
+	}
+}
+
+// Finding 5: throttle keys are canonical, and an IPv6 client is keyed by
+// its /64.
+func TestThrottleKey(t *testing.T) {
+	for in, want := range map[string]string{
+		"203.0.113.9":         "203.0.113.9",
+		"::ffff:203.0.113.9":  "203.0.113.9",
+		"2001:DB8::1":         "2001:db8::/64",
+		"2001:0db8::1":        "2001:db8::/64",
+		"2001:db8:0:0:ffff::": "2001:db8::/64",
+		"2001:db8:1:2::77":    "2001:db8:1:2::/64",
+		"fe80::1%eth0":        "fe80::/64",
+		"not an ip":           "not an ip",
+	} {
+		if got := throttleKey(in); got != want {
+			t.Errorf("throttleKey(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// Finding 5, end to end: addresses of one /64 through a trusted proxy
+// share one count.
+func TestThrottleIPv6Prefix(t *testing.T) {
+	up := newUpstream(t)
+	e := startEdge(t, `
+trusted_proxies: ["127.0.0.1/32"]
+basic_auth: { failures_per_minute: 10 }
+users: { admins: [ { user: admin, hash: "${HASH}" } ] }
+routes:
+  - { path: /grafana, to: "${UP}", auth: admins }
+`, map[string]string{"UP": up.URL})
+	got := map[int]int{}
+	for i := 1; i <= 25; i++ {
+		res := e.get(t, "/grafana/", basic(testUser, "guess"), "CF-Connecting-IP: 2001:db8:1:2::"+strconv.Itoa(i))
+		got[res.StatusCode]++
+	}
+	if got[401] != 10 || got[429] != 15 {
+		t.Errorf("statuses %v, want 10 × 401 then 429", got)
+	}
+	for _, ip := range []string{"2001:DB8:1:2::1", "2001:0db8:0001:0002:0000:0000:0000:0099"} {
+		if res := e.get(t, "/grafana/", basic(testUser, testPassword), "CF-Connecting-IP: "+ip); res.StatusCode != 429 {
+			t.Errorf("%s: %d, want 429", ip, res.StatusCode)
+		}
+	}
+	if res := e.get(t, "/grafana/", basic(testUser, testPassword), "CF-Connecting-IP: 2001:db8:1:3::1"); res.StatusCode != 200 {
+		t.Errorf("another /64: %d, want 200", res.StatusCode)
+	}
+}
+
+// Finding 5: a full throttle evicts its oldest entries rather than stop
+// counting new clients.
+func TestThrottleEvictsOldest(t *testing.T) {
+	th := newThrottle()
+	th.max = 100
+	now := time.Now()
+	for i := 0; i < 100; i++ {
+		f, _ := th.begin("198.51.100."+strconv.Itoa(i), 3, now.Add(time.Duration(i)*time.Millisecond))
+		th.end(f, true)
+	}
+	later := now.Add(time.Second)
+	for i := 0; i < 3; i++ {
+		f, wait := th.begin("203.0.113.1", 3, later)
+		if f == nil {
+			t.Fatalf("attempt %d of a new client throttled (%v)", i, wait)
+		}
+		th.end(f, true)
+	}
+	if f, wait := th.begin("203.0.113.1", 3, later); f != nil || wait <= 0 {
+		t.Errorf("a new client of a full throttle is not counted: %v %v", f, wait)
+	}
+	if len(th.clients) > 100 || th.order.Len() != len(th.clients) {
+		t.Errorf("%d clients, %d in order", len(th.clients), th.order.Len())
+	}
+	if th.clients["198.51.100.0"] != nil || th.clients["198.51.100.99"] == nil {
+		t.Error("not the oldest entry evicted")
+	}
+}
+
+// Finding 6: a throttled address still gets in with a password verified
+// before (it costs no bcrypt and reveals nothing new); a new one waits.
+func TestThrottleHonoursCachedLogin(t *testing.T) {
+	up := newUpstream(t)
+	e := startEdge(t, `
+trusted_proxies: ["127.0.0.1/32"]
+basic_auth: { failures_per_minute: 3 }
+users:
+  admins: [ { user: admin, hash: "${HASH}" }, { user: ops, hash: "${HASH}" } ]
+routes:
+  - { path: /grafana, to: "${UP}", auth: admins }
+`, map[string]string{"UP": up.URL})
+	from := "CF-Connecting-IP: 203.0.113.50"
+	if res := e.get(t, "/grafana/", basic(testUser, testPassword), from); res.StatusCode != 200 {
+		t.Fatalf("login: %d", res.StatusCode)
+	}
+	for i := 0; i < 5; i++ {
+		e.get(t, "/grafana/", basic(testUser, "guess"+strconv.Itoa(i)), from)
+	}
+	if res := e.get(t, "/grafana/", basic(testUser, "guess"), from); res.StatusCode != 429 {
+		t.Fatalf("guess after the limit: %d, want 429", res.StatusCode)
+	}
+	if res := e.get(t, "/grafana/", basic(testUser, testPassword), from); res.StatusCode != 200 {
+		t.Errorf("cached login from a throttled address: %d, want 200", res.StatusCode)
+	}
+	if res := e.get(t, "/grafana/", basic("ops", testPassword), from); res.StatusCode != 429 {
+		t.Errorf("uncached login from a throttled address: %d, want 429", res.StatusCode)
+	}
 }

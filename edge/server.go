@@ -285,7 +285,7 @@ func (s *Server) serve(t *table, ex *exchange, r *http.Request, hasPath bool) {
 	}
 	ex.route = rt
 	if rt.users != nil {
-		user, res, wait := s.auth.check(rt.users, r.Header.Get("Authorization"), e.clientIP, t.failLimit, time.Now())
+		user, res, wait := s.auth.check(r.Context(), rt.users, r.Header.Get("Authorization"), e.clientIP, t.failLimit, time.Now())
 		switch res {
 		case authMissing, authFailed:
 			if res == authFailed {
@@ -297,6 +297,10 @@ func (s *Server) serve(t *table, ex *exchange, r *http.Request, hasPath bool) {
 		case authThrottled:
 			w.Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
 			respond(w, r, rt.headers, http.StatusTooManyRequests, "429 Too Many Requests: too many failed logins, try again later\n")
+			return
+		case authBusy:
+			w.Header().Set("Retry-After", "1")
+			respond(w, r, rt.headers, http.StatusServiceUnavailable, "503 Service Unavailable: too many logins in progress, try again\n")
 			return
 		}
 		e.user = user
