@@ -181,7 +181,9 @@ func (w *Worker) runBatch(ctx context.Context) bool {
 	if n <= 0 {
 		n = DefaultBatchSize
 	}
-	jobs, err := w.Store.ClaimJobs(ctx, n, durationOr(w.Lease, DefaultLease))
+	lease := durationOr(w.Lease, DefaultLease)
+	leaseEnd := time.Now().Add(lease)
+	jobs, err := w.Store.ClaimJobs(ctx, n, lease)
 	if err != nil {
 		w.log(ctx, slog.LevelError, "claim outbox jobs", slog.Any("error", err))
 		return false
@@ -191,7 +193,7 @@ func (w *Worker) runBatch(ctx context.Context) bool {
 			w.release(ctx, jobs[i:])
 			return false
 		}
-		w.runJob(ctx, j)
+		w.runJob(ctx, j, leaseEnd)
 	}
 	return len(jobs) == n
 }
@@ -215,15 +217,48 @@ func settleContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 }
 
-func (w *Worker) runJob(ctx context.Context, j *Job) {
-	err := w.do(ctx, j)
-	ctx, cancel := settleContext(ctx)
-	defer cancel()
-	if err == nil {
-		if err := w.Store.CompleteJob(ctx, j.ID); err != nil {
-			// ENOTFOUND: our lease ran out and another worker finished it.
-			w.log(ctx, slog.LevelWarn, "complete outbox job", slog.Int64("job_id", j.ID), slog.String("kind", j.Kind), slog.Any("error", err))
+// Bounds on the pause between attempts to record a job's outcome.
+const (
+	settleMinWait = 100 * time.Millisecond
+	settleMaxWait = 5 * time.Second
+)
+
+// settle records a job's outcome with write, trying again while the
+// database cannot be reached: an outcome that is not written leaves the
+// job leased, hidden from every worker, until its lease ends. It gives up
+// when the lease is about to end anyway (the job will be claimed again),
+// on a hard Stop, or on ENOTFOUND (another worker settled it after our
+// lease ran out).
+func (w *Worker) settle(ctx context.Context, j *Job, leaseEnd time.Time, what string, write func(context.Context) error) {
+	wait := settleMinWait
+	for {
+		wctx, cancel := settleContext(ctx)
+		err := write(wctx)
+		cancel()
+		if err == nil {
+			return
 		}
+		attrs := []slog.Attr{slog.Int64("job_id", j.ID), slog.String("kind", j.Kind), slog.Any("error", err)}
+		if ErrorCode(err) == ENOTFOUND || ctx.Err() != nil || time.Now().Add(wait).After(leaseEnd) {
+			w.log(ctx, slog.LevelWarn, what+" outbox job: giving up", attrs...)
+			return
+		}
+		w.log(ctx, slog.LevelWarn, what+" outbox job", append(attrs, slog.Duration("retry_in", wait))...)
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+		wait = min(2*wait, settleMaxWait)
+	}
+}
+
+func (w *Worker) runJob(ctx context.Context, j *Job, leaseEnd time.Time) {
+	err := w.do(ctx, j)
+	complete := func(ctx context.Context) error { return w.Store.CompleteJob(ctx, j.ID) }
+	if err == nil {
+		w.settle(ctx, j, leaseEnd, "complete", complete)
 		return
 	}
 	if w.Metrics != nil {
@@ -233,16 +268,14 @@ func (w *Worker) runJob(ctx context.Context, j *Job) {
 		// Retrying cannot help (a corrupt PDF, an unknown kind): settle it
 		// and say so, rather than retry it forever.
 		w.log(ctx, slog.LevelError, "outbox job failed for good", slog.Int64("job_id", j.ID), slog.String("kind", j.Kind), slog.Int("attempts", j.Attempts), slog.Any("error", err))
-		if err := w.Store.CompleteJob(ctx, j.ID); err != nil {
-			w.log(ctx, slog.LevelWarn, "complete outbox job", slog.Int64("job_id", j.ID), slog.Any("error", err))
-		}
+		w.settle(ctx, j, leaseEnd, "complete", complete)
 		return
 	}
 	delay := backoff(j.Attempts, durationOr(w.MinBackoff, DefaultMinBackoff), durationOr(w.MaxBackoff, DefaultMaxBackoff))
 	w.log(ctx, slog.LevelWarn, "outbox job failed", slog.Int64("job_id", j.ID), slog.String("kind", j.Kind), slog.Int("attempts", j.Attempts), slog.Duration("retry_in", delay), slog.Any("error", err))
-	if err := w.Store.RetryJob(ctx, j.ID, time.Now().Add(delay), err.Error()); err != nil {
-		w.log(ctx, slog.LevelWarn, "retry outbox job", slog.Int64("job_id", j.ID), slog.Any("error", err))
-	}
+	w.settle(ctx, j, leaseEnd, "retry", func(sctx context.Context) error {
+		return w.Store.RetryJob(sctx, j.ID, time.Now().Add(delay), err.Error())
+	})
 }
 
 // permanent reports whether err says the job can never succeed.

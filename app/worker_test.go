@@ -372,3 +372,50 @@ func TestWorkerHardStop(t *testing.T) {
 		return nil
 	})
 }
+
+// flakySettle is a Store whose CompleteJob fails a few times, as a
+// database restarting right after a job ran would.
+type flakySettle struct {
+	*sqlite.DB
+	fails atomic.Int32
+}
+
+func (s *flakySettle) CompleteJob(ctx context.Context, id int64) error {
+	if s.fails.Add(-1) >= 0 {
+		return app.Unavailable("database", errors.New("the database system is shutting down"))
+	}
+	return s.DB.CompleteJob(ctx, id)
+}
+
+// TestWorkerSettleRetries: when recording a job's outcome fails, the
+// worker tries again instead of leaving the job leased (here for an hour).
+func TestWorkerSettleRetries(t *testing.T) {
+	db, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "app.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	fs := &flakySettle{DB: db}
+	fs.fails.Store(2)
+	d := newDeliveries()
+	w := newWorker(t, db, nil, d)
+	w.Store = fs
+	w.Lease = time.Hour
+	svc := &app.Service{Store: fs, Kick: w.Kick}
+	w.Start(context.Background())
+	defer w.Stop(context.Background())
+	if err := svc.SubmitContact(t.Context(), &app.Contact{Name: "S", Email: "s@example.com", Message: "m"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "jobs done despite failed completions", func() error {
+		if p, _ := db.PendingJobs(t.Context()); p != 0 {
+			return fmt.Errorf("%d pending", p)
+		}
+		return nil
+	})
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.mailed["s@example.com"] != 1 {
+		t.Errorf("mailed %d times, want 1", d.mailed["s@example.com"])
+	}
+}
