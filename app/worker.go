@@ -157,8 +157,10 @@ func (w *Worker) run(ctx context.Context) {
 	poll := time.NewTimer(0)
 	defer poll.Stop()
 	for {
-		full := w.runBatch(ctx)
-		w.updatePending(ctx)
+		full, claimed := w.runBatch(ctx)
+		if claimed {
+			w.updatePending(ctx)
+		}
 		if w.stopping() {
 			return
 		}
@@ -175,8 +177,10 @@ func (w *Worker) run(ctx context.Context) {
 	}
 }
 
-// runBatch claims and runs one batch and reports whether it was full.
-func (w *Worker) runBatch(ctx context.Context) bool {
+// runBatch claims and runs one batch and reports whether it was full and
+// whether the claim worked at all (if not, the database is likely down and
+// the pending count would fail too).
+func (w *Worker) runBatch(ctx context.Context) (full, claimed bool) {
 	n := w.BatchSize
 	if n <= 0 {
 		n = DefaultBatchSize
@@ -186,16 +190,16 @@ func (w *Worker) runBatch(ctx context.Context) bool {
 	jobs, err := w.Store.ClaimJobs(ctx, n, lease)
 	if err != nil {
 		w.log(ctx, slog.LevelError, "claim outbox jobs", slog.Any("error", err))
-		return false
+		return false, false
 	}
 	for i, j := range jobs {
 		if w.stopping() {
 			w.release(ctx, jobs[i:])
-			return false
+			return false, true
 		}
 		w.runJob(ctx, j, leaseEnd)
 	}
-	return len(jobs) == n
+	return len(jobs) == n, true
 }
 
 // release makes claimed jobs that will not run now claimable again at
