@@ -161,16 +161,69 @@ func (r *route) modifyResponse(res *http.Response) error {
 // errBodyTooLarge is what a body reader returns past a route's max_body.
 var errBodyTooLarge = errors.New("request body too large")
 
-// limitedBody counts a request body and stops it past a limit. The
-// Transport reads it from another goroutine, hence the atomics.
+// limitedBody counts a request body, stops it past a limit and bounds the
+// wait for each read. The Transport reads it from another goroutine, hence
+// the atomics and the mutex.
+//
+// A chunked body that passes the limit gets the client a 413, but the
+// upstream has already received the chunks before it, and then sees the
+// request aborted (the connection closed mid-body), not a complete
+// request: an upstream must not act on a body it did not get whole.
 type limitedBody struct {
 	rc       io.ReadCloser
 	limit    int64 // 0: none
 	n        atomic.Int64
 	tooLarge atomic.Bool
+
+	// idle bounds the wait for each Read of the client's body (0: none):
+	// setDeadline moves the connection's read deadline before each one, so
+	// a client sending a byte now and then cannot hold the connection and
+	// the upstream request forever, while a slow steady upload goes on.
+	idle        time.Duration
+	setDeadline func(time.Time) error // http.ResponseController.SetReadDeadline
+	timedOut    atomic.Bool
+	mu          sync.Mutex
+	done        bool // the body ended or the handler returned: deadlines are no longer ours
 }
 
 func (b *limitedBody) Read(p []byte) (int, error) {
+	if b.idle > 0 {
+		b.mu.Lock()
+		if !b.done {
+			_ = b.setDeadline(time.Now().Add(b.idle))
+		}
+		b.mu.Unlock()
+	}
+	n, err := b.limitedRead(p)
+	if err != nil && b.idle > 0 {
+		if isTimeout(err) {
+			b.timedOut.Store(true)
+		}
+		// Clear the deadline once the body is over: after EOF the server
+		// reads the connection in the background (to see the client go),
+		// and a stream or a long answer must not be cut by it. A hijack
+		// (websocket) clears the deadlines itself.
+		b.mu.Lock()
+		if !b.done {
+			b.done = true
+			_ = b.setDeadline(time.Time{})
+		}
+		b.mu.Unlock()
+	}
+	return n, err
+}
+
+// stop is called when the handler returns: the connection is no longer
+// this request's, so its deadlines are left alone. A deadline still set
+// (the body was not read to its end) bounds the server's discarding of
+// the rest of the body; the next request sets its own.
+func (b *limitedBody) stop() {
+	b.mu.Lock()
+	b.done = true
+	b.mu.Unlock()
+}
+
+func (b *limitedBody) limitedRead(p []byte) (int, error) {
 	if b.limit > 0 {
 		left := b.limit + 1 - b.n.Load() // one byte more, to tell "exactly limit" from "over"
 		if left <= 0 {
@@ -208,6 +261,10 @@ func (s *Server) proxyError(r *route, w http.ResponseWriter, req *http.Request, 
 	switch {
 	case errors.Is(err, errBodyTooLarge) || lb != nil && lb.tooLarge.Load():
 		kind, status, body = "too_large", http.StatusRequestEntityTooLarge, r.tooLarge
+	case lb != nil && lb.timedOut.Load():
+		// The client's body stalled past limits.body_read_timeout: the
+		// client's fault, not the upstream's (not a 504).
+		kind, status, body = "client_timeout", http.StatusRequestTimeout, "408 Request Timeout: the request body stalled\n"
 	case req.Context().Err() != nil:
 		// The client went away; there is no one to answer.
 		r.m.upstreamError("canceled")
@@ -223,12 +280,12 @@ func (s *Server) proxyError(r *route, w http.ResponseWriter, req *http.Request, 
 		kind, status, body = "unreachable", http.StatusBadGateway, r.noGateway
 	}
 	r.m.upstreamError(kind)
-	if status != http.StatusRequestEntityTooLarge {
+	if status != http.StatusRequestEntityTooLarge && status != http.StatusRequestTimeout {
 		s.log.Warn("upstream error", "route", r.name, "upstream", r.upstream, "kind", kind,
 			"request_id", req.Header.Get("X-Request-Id"), "err", err)
 	}
 	h := w.Header()
-	if status == http.StatusRequestEntityTooLarge {
+	if status == http.StatusRequestEntityTooLarge || status == http.StatusRequestTimeout {
 		h.Set("Connection", "close") // the rest of the body is not worth reading
 	}
 	respond(w, req, r.headers, status, body)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -613,5 +614,102 @@ routes:
 	}
 	if res := e.get(t, "/grafana/", basic("ops", testPassword), from); res.StatusCode != 429 {
 		t.Errorf("uncached login from a throttled address: %d, want 429", res.StatusCode)
+	}
+}
+
+// Finding 10: a request body that stalls longer than
+// limits.body_read_timeout ends the request with 408; a body that keeps
+// coming, an answer that takes longer than the timeout once the body is
+// in, and the next request on the connection are not affected.
+func TestBodyReadTimeout(t *testing.T) {
+	const timeout = 400 * time.Millisecond
+	got := make(chan error, 4)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, err := io.Copy(io.Discard, r.Body)
+		if r.URL.Path == "/stalled" {
+			got <- err
+			return
+		}
+		if r.URL.Path == "/think" {
+			time.Sleep(3 * timeout) // past the deadline the body reads set
+		}
+		_, _ = io.WriteString(w, strconv.FormatInt(n, 10))
+	}))
+	t.Cleanup(up.Close)
+	e := startEdge(t, `
+limits: { body_read_timeout: 400ms }
+routes: [ { path: /, to: "${UP}" } ]
+`, map[string]string{"UP": up.URL})
+
+	// A body that stops after 10 of its 1000 bytes.
+	c, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, _ = io.WriteString(c, "POST /stalled HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n0123456789")
+	if code := readStatus(t, c); code != http.StatusRequestTimeout {
+		t.Errorf("stalled body: %d, want 408", code)
+	}
+	select {
+	case err := <-got:
+		if err == nil {
+			t.Error("the upstream got a complete body")
+		}
+	case <-time.After(20 * time.Second):
+		t.Error("the upstream request was not ended")
+	}
+
+	// A body in ten pieces, each well within the timeout; then the answer
+	// takes longer than the timeout; then the connection is reused after
+	// more than the timeout.
+	c2, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	_, _ = io.WriteString(c2, "POST /think HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
+	for i := 0; i < 10; i++ {
+		time.Sleep(timeout / 8)
+		_, _ = io.WriteString(c2, strings.Repeat("x", 100))
+	}
+	br := bufio.NewReader(c2)
+	_ = c2.SetReadDeadline(time.Now().Add(20 * time.Second))
+	res, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("steady body: %v", err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 200 || string(b) != "1000" {
+		t.Errorf("steady body, slow answer: %d %q, want 200 \"1000\"", res.StatusCode, b)
+	}
+	time.Sleep(2 * timeout)
+	_, _ = io.WriteString(c2, "GET /again HTTP/1.1\r\nHost: x\r\n\r\n")
+	res, err = http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatalf("next request on the connection: %v", err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Errorf("next request on the connection: %d", res.StatusCode)
+	}
+	if v := e.metric(t, `edge_upstream_errors_total{kind="client_timeout",route="/"}`); v != 1 {
+		t.Errorf("client timeouts counted = %v, want 1", v)
+	}
+}
+
+func TestBodyReadTimeoutConfig(t *testing.T) {
+	cfg, err := Load(strings.NewReader("routes: [ { path: /, to: \"http://127.0.0.1:1\" } ]"), nil)
+	if err != nil || cfg.Limits.BodyReadTimeout != 60*time.Second {
+		t.Errorf("default: %v, %v", cfg, err)
+	}
+	cfg, err = Load(strings.NewReader("limits: { body_read_timeout: 0s }\nroutes: [ { path: /, to: \"http://127.0.0.1:1\" } ]"), nil)
+	if err != nil || cfg.Limits.BodyReadTimeout != 0 {
+		t.Errorf("off: %v, %v", cfg, err)
+	}
+	_, err = Load(strings.NewReader("limits: { body_read_timeout: slow }\nroutes: [ { path: /, to: \"http://127.0.0.1:1\" } ]"), nil)
+	if err == nil || err.Error() != `line 1: limits.body_read_timeout: bad duration "slow" (want e.g. 10s, 2m, 500ms)` {
+		t.Errorf("bad: %v", err)
 	}
 }

@@ -312,6 +312,10 @@ func (s *Server) serve(t *table, ex *exchange, r *http.Request, hasPath bool) {
 	}
 	if r.Body != nil && r.Body != http.NoBody {
 		ex.body = &limitedBody{rc: r.Body, limit: rt.MaxBody}
+		if d := s.started.Limits.BodyReadTimeout; d > 0 {
+			ex.body.idle = d
+			ex.body.setDeadline = http.NewResponseController(ex.rec.w).SetReadDeadline
+		}
 		r.Body, w.body = ex.body, ex.body
 	}
 	if clean != e.path || r.URL.Path == "" || strings.IndexByte(clean, '%') >= 0 {
@@ -339,6 +343,7 @@ func (s *Server) finish(ex *exchange, r *http.Request) {
 	}
 	e.bytesOut = ex.rec.bytes
 	if ex.body != nil {
+		ex.body.stop()
 		e.bytesIn = ex.body.n.Load()
 	}
 	rm := s.noRoute
