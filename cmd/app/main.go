@@ -69,10 +69,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	logger := slog.New(slog.NewJSONHandler(stdout, nil))
 
 	if cmd == "migrate" {
-		// Migrations run when the store opens; nothing else is needed.
+		// Migrations run when the store first reaches its server. Open
+		// tolerates a server that is down (so serve can start), so Ping
+		// here: migrate must fail, not report success, when nothing ran.
 		store, err := openStore(ctx, cfg, logger)
 		if err != nil {
 			return fmt.Errorf("open database: %w", err)
+		}
+		if err := store.Ping(ctx); err != nil {
+			store.Close()
+			return fmt.Errorf("migrate: %w", err)
 		}
 		logger.Info("migrations applied")
 		return store.Close()

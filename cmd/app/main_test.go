@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -125,6 +126,29 @@ func TestRunMigrate(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "migrations applied") {
 		t.Errorf("output %s", out.String())
+	}
+}
+
+// TestRunMigrateDatabaseDown: the PostgreSQL store opens even when its
+// server is down (so that serve can start), but migrate must say it
+// applied nothing rather than exit 0.
+func TestRunMigrateDatabaseDown(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now
+	var out bytes.Buffer
+	err = run(context.Background(), []string{"migrate"}, envOf(map[string]string{
+		"DATA_DIR": t.TempDir(), "PUBLIC_API_KEY": testKey,
+		"DATABASE_URL": "postgres://app:secret-pw@" + addr + "/app?connect_timeout=5",
+	}), &out)
+	if err == nil || !strings.Contains(err.Error(), "migrate:") {
+		t.Fatalf("error %v, want a migrate failure", err)
+	}
+	if strings.Contains(out.String(), "migrations applied") || strings.Contains(err.Error()+out.String(), "secret-pw") {
+		t.Errorf("output %s / error %v: claims success or leaks the password", out.String(), err)
 	}
 }
 
