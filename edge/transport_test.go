@@ -12,6 +12,7 @@ import (
 	"net/http/httptrace"
 	"net/textproto"
 	"runtime"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -402,8 +403,17 @@ func TestFastCancelMidResponse(t *testing.T) {
 	waitGoroutines(t, base)
 }
 
-// A context cancelled while waiting for the response header ends the wait.
+// A context cancelled while waiting for the response header ends the wait,
+// with or without a response header timeout (whose deadline must not undo
+// the cancellation's).
 func TestFastCancelBeforeHeader(t *testing.T) {
+	for _, ht := range []time.Duration{0, time.Hour} {
+		t.Run(ht.String(), func(t *testing.T) { testFastCancelBeforeHeader(t, ht, false) })
+		t.Run(ht.String()+"/already", func(t *testing.T) { testFastCancelBeforeHeader(t, ht, true) })
+	}
+}
+
+func testFastCancelBeforeHeader(t *testing.T, ht time.Duration, already bool) {
 	release := make(chan struct{})
 	defer close(release)
 	up := newConnCounter(t, func(w http.ResponseWriter, r *http.Request) {
@@ -412,8 +422,11 @@ func TestFastCancelBeforeHeader(t *testing.T) {
 		case <-release:
 		}
 	})
-	ft := testFast(8, 0)
+	ft := testFast(8, ht)
 	ctx, cancel := context.WithCancel(context.Background())
+	if already {
+		cancel()
+	}
 	errc := make(chan error, 1)
 	go func() {
 		res, err := ft.RoundTrip(mustRequest(t, "GET", up.URL, nil).WithContext(ctx))
@@ -422,7 +435,7 @@ func TestFastCancelBeforeHeader(t *testing.T) {
 		}
 		errc <- err
 	}()
-	for up.conns.Load() == 0 {
+	for !already && up.conns.Load() == 0 {
 		runtime.Gosched()
 	}
 	cancel()
@@ -647,4 +660,97 @@ func rawUpstreamFunc(t *testing.T, seen func(string)) (string, net.Listener) {
 		io.WriteString(c, "HTTP/1.1 204 No Content\r\n\r\n")
 	}()
 	return "http://" + l.Addr().String(), l
+}
+
+// writeRequest sends what Request.Write sends, header order aside, and
+// leaves anything unusual to Request.Write.
+func TestWriteRequestAsRequestWrite(t *testing.T) {
+	type mod func(r *http.Request)
+	cases := map[string]mod{
+		"plain":      func(r *http.Request) {},
+		"no ua":      func(r *http.Request) { r.Header.Del("User-Agent") },
+		"empty ua":   func(r *http.Request) { r.Header["User-Agent"] = []string{""} },
+		"blank ua":   func(r *http.Request) { r.Header["User-Agent"] = []string{" "} },
+		"nil ua":     func(r *http.Request) { r.Header["User-Agent"] = nil },
+		"post":       func(r *http.Request) { r.Method = "POST" },
+		"put":        func(r *http.Request) { r.Method = "PUT" },
+		"patch":      func(r *http.Request) { r.Method = "PATCH" },
+		"delete":     func(r *http.Request) { r.Method = "DELETE" },
+		"head":       func(r *http.Request) { r.Method = "HEAD" },
+		"options":    func(r *http.Request) { r.Method = "OPTIONS" },
+		"no method":  func(r *http.Request) { r.Method = "" },
+		"host":       func(r *http.Request) { r.Host = "public.example.com:8443" },
+		"ipv6":       func(r *http.Request) { r.Host = "[::1]:8080" },
+		"zone":       func(r *http.Request) { r.Host = "[fe80::1%25eth0]:80" },
+		"bad host":   func(r *http.Request) { r.Host = "a b" },
+		"crlf host":  func(r *http.Request) { r.Host = "a\r\nX-Evil: 1" },
+		"idn host":   func(r *http.Request) { r.Host = "bücher.example" },
+		"slash host": func(r *http.Request) { r.Host = "a/b" },
+		"raw path":   func(r *http.Request) { r.URL.RawPath = "/a%2Fb"; r.URL.Path = "/a/b" },
+		"bad raw":    func(r *http.Request) { r.URL.RawPath = "/x%zz"; r.URL.Path = "/x y" },
+		"spaces":     func(r *http.Request) { r.URL.Path = "/a b/ü" },
+		"force ?":    func(r *http.Request) { r.URL.ForceQuery = true; r.URL.RawQuery = "" },
+		"query":      func(r *http.Request) { r.URL.RawQuery = "q=1&r=%20&s" },
+		"ctl query":  func(r *http.Request) { r.URL.RawQuery = "q=\x01" },
+		"utf8 query": func(r *http.Request) { r.URL.RawQuery = "q=ü" },
+		"empty path": func(r *http.Request) { r.URL.Path = "" },
+		"multi":      func(r *http.Request) { r.Header["X-Multi"] = []string{"a", " b ", "c\t"} },
+		"empty val":  func(r *http.Request) { r.Header["X-Empty"] = []string{""} },
+		"no vals":    func(r *http.Request) { r.Header["X-None"] = nil },
+		"excluded": func(r *http.Request) {
+			r.Header["Host"] = []string{"evil"}
+			r.Header["Content-Length"] = []string{"5"}
+			r.Header["Transfer-Encoding"] = []string{"chunked"}
+			r.Header["Trailer"] = []string{"X"}
+		},
+		"crlf value": func(r *http.Request) { r.Header["X-Evil"] = []string{"a\r\nX-Injected: 1"} },
+		"nul value":  func(r *http.Request) { r.Header["X-Evil"] = []string{"a\x00b"} },
+		"bad name":   func(r *http.Request) { r.Header["X Evil"] = []string{"1"} },
+		"utf8 value": func(r *http.Request) { r.Header["X-Name"] = []string{"Jürgen"} },
+		"bad method": func(r *http.Request) { r.Method = "GE T" },
+	}
+	for name, m := range cases {
+		t.Run(name, func(t *testing.T) {
+			mk := func() *http.Request {
+				r := mustRequest(t, "GET", "http://127.0.0.1:9/api/v1/contacts", nil)
+				r.Header.Set("User-Agent", "wrk")
+				r.Header.Set("X-Forwarded-For", "203.0.113.7")
+				r.Header.Set("X-Request-Id", "abc-123")
+				r.Header["Accept"] = []string{"*/*"}
+				m(r)
+				return r
+			}
+			var want, got strings.Builder
+			wb, gb := bufio.NewWriter(&want), bufio.NewWriter(&got)
+			werr, gerr := mk().Write(wb), writeRequest(gb, mk())
+			wb.Flush()
+			gb.Flush()
+			if (werr == nil) != (gerr == nil) {
+				t.Fatalf("Request.Write: %v; writeRequest: %v", werr, gerr)
+			}
+			if werr != nil {
+				return
+			}
+			if lines(want.String()) != lines(got.String()) {
+				t.Errorf("Request.Write:\n%q\nwriteRequest:\n%q", want.String(), got.String())
+			}
+		})
+	}
+}
+
+// lines returns the request line and the header lines sorted, for a
+// comparison that ignores header order (but not the order of one header's
+// values: those stay in their relative order within the sort).
+func lines(head string) string {
+	ls := strings.Split(head, "\r\n")
+	if len(ls) < 2 {
+		return head
+	}
+	hdr := ls[1:]
+	sort.SliceStable(hdr, func(i, j int) bool {
+		ki, _, _ := strings.Cut(hdr[i], ":")
+		kj, _, _ := strings.Cut(hdr[j], ":")
+		return ki < kj
+	})
+	return ls[0] + "\n" + strings.Join(hdr, "\n")
 }
