@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 )
 
 // The targets: "direct" is the bare upstream (the limit row), the others are
@@ -95,7 +96,12 @@ func (e *Env) startProxy(ctx context.Context, name, dir, pin string, logs bool, 
 	spec := ProcSpec{Name: name, Port: port, Pin: pin, Dir: dir}
 	// The Go proxies get one P, as nginx gets one worker and HAProxy one thread.
 	goEnv := []string{"GOMAXPROCS=1", "HOME=" + dir, "XDG_DATA_HOME=" + dir, "XDG_CONFIG_HOME=" + dir}
-	switch name {
+	kind, variantEnv := name, []string(nil)
+	if env, ok := EdgeVariantEnv(name); ok {
+		kind, variantEnv = Edge, env
+		spec.Name = "edge-variant-" + strconv.Itoa(port)
+	}
+	switch kind {
 	case Edge:
 		if e.Hash == "" {
 			return nil, fmt.Errorf("edge: no password hash: %w", errSkip)
@@ -103,12 +109,15 @@ func (e *Env) startProxy(ctx context.Context, name, dir, pin string, logs bool, 
 		if p.AdminPort, err = freePort(); err != nil {
 			return nil, err
 		}
+		if variantEnv != nil {
+			p.AccessLog = strings.Replace(p.AccessLog, name, spec.Name, 1)
+		}
 		cfg, err := RenderPeer(edgeTemplate, p, dir)
 		if err != nil {
 			return nil, err
 		}
 		spec.Argv = []string{e.Bin[Edge], "run", "-config", cfg}
-		spec.Env = goEnv
+		spec.Env = append(goEnv, variantEnv...)
 		proc, err := StartProc(ctx, spec)
 		if err == nil {
 			proc.Admin = p.AdminPort
@@ -181,4 +190,18 @@ func (f *Fleet) Stop(keep bool) {
 	if !keep {
 		os.RemoveAll(f.Dir)
 	}
+}
+
+// EdgeVariant names a second edge target that runs with extra environment
+// variables, for example "edge[GOGC=400]": scenario 1 then measures it side
+// by side with the plain edge, interleaved, to try a setting.
+func EdgeVariant(env string) string { return "edge[" + env + "]" }
+
+// EdgeVariantEnv returns the environment of an EdgeVariant name.
+func EdgeVariantEnv(name string) ([]string, bool) {
+	inner, ok := strings.CutPrefix(name, "edge[")
+	if !ok || !strings.HasSuffix(inner, "]") {
+		return nil, false
+	}
+	return strings.Fields(strings.TrimSuffix(inner, "]")), true
 }

@@ -69,3 +69,16 @@ func TestEdgeTemplatesLoad(t *testing.T) {
 		}
 	}
 }
+
+func TestEdgeVariant(t *testing.T) {
+	name := EdgeVariant("GOGC=400 GOMEMLIMIT=64MiB")
+	env, ok := EdgeVariantEnv(name)
+	if !ok || len(env) != 2 || env[0] != "GOGC=400" || env[1] != "GOMEMLIMIT=64MiB" {
+		t.Errorf("EdgeVariantEnv(%q) = %q, %v", name, env, ok)
+	}
+	for _, plain := range []string{Edge, Caddy, "edge[", "edge[GOGC=1"} {
+		if _, ok := EdgeVariantEnv(plain); ok {
+			t.Errorf("EdgeVariantEnv(%q): want not a variant", plain)
+		}
+	}
+}

@@ -21,6 +21,8 @@ type Options struct {
 	Scenarios []int
 	Duration  time.Duration // one wrk run
 	Rounds    int
+	// EdgeVariants are extra edge targets for scenario 1 (see EdgeVariant).
+	EdgeVariants []string
 	// HeadlineExtra adds rounds to scenario 1's first layout with logs on.
 	HeadlineExtra int
 	Conns         []int         // scenario 1's connection counts

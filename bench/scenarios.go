@@ -30,7 +30,8 @@ func (e *Env) scenario1(ctx context.Context, opts Options) ([]*Table, error) {
 		for _, layout := range opts.Layouts {
 			pinned := layout == "pinned"
 			name := fmt.Sprintf("s1-%s-logs-%s", layout, onOff(logs))
-			f, err := e.StartFleet(ctx, name, proxies, pinned, logs)
+			targets := append(append([]string{Edge}, opts.EdgeVariants...), proxies[1:]...)
+			f, err := e.StartFleet(ctx, name, targets, pinned, logs)
 			if err != nil {
 				return tables, err
 			}
@@ -43,7 +44,7 @@ func (e *Env) scenario1(ctx context.Context, opts Options) ([]*Table, error) {
 					Notes: layoutNotes(pinned),
 				}
 				tables = append(tables, t)
-				for _, target := range append([]string{Direct}, proxies...) {
+				for _, target := range append([]string{Direct}, targets...) {
 					cells = append(cells, cell{table: t, target: target, conns: c})
 				}
 			}

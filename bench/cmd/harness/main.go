@@ -46,6 +46,14 @@ func run() error {
 	uploadMiB := flag.Int64("upload-mib", 1024, "scenario 3's upload size in MiB")
 	out := flag.String("out", "", "results dir (default bench/results, or bench/results/tmp/quick with -quick)")
 	profile := flag.Duration("profile", 0, "after the scenarios, profile the edge under scenario 1's load this long (e.g. 10s)")
+	var variants []string
+	flag.Func("edge-env", `add an edge target with these environment variables to scenario 1, e.g. -edge-env "GOGC=400" (repeatable)`, func(v string) error {
+		if !strings.Contains(v, "=") {
+			return errors.New("want NAME=VALUE [NAME=VALUE ...]")
+		}
+		variants = append(variants, bench.EdgeVariant(v))
+		return nil
+	})
 	keep := flag.Bool("keep", false, "keep the temp dir with the rendered configs and the logs")
 	limit := flag.Duration("timeout", 0, "stop everything after this long (default 14m, 3m with -quick)")
 	flag.Parse()
@@ -57,7 +65,7 @@ func run() error {
 	opts := bench.Options{
 		Duration: *duration, Rounds: *rounds, LogsOff: *logsOff && !*quick,
 		IdleConns: *idle, Documents: *docs, UploadMiB: *uploadMiB, Keep: *keep, ModuleRoot: root,
-		Profile: *profile,
+		Profile: *profile, EdgeVariants: variants,
 		Command: "go run ./bench/cmd/harness " + strings.Join(os.Args[1:], " "),
 	}
 	if *scenarios == "none" {
