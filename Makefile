@@ -34,11 +34,15 @@ e2e: ## End-to-end: real Prometheus + Alertmanager + app behind the edge, and a 
 
 .PHONY: bench
 bench: ## The side-by-side harness: edge vs Caddy, nginx, HAProxy, direct (all scenarios, < 15 min).
-	$(GO) run ./bench/cmd/harness -scenarios all
+	$(GO) run ./bench/cmd/harness -scenarios all -profile 10s
 
 .PHONY: bench-quick
 bench-quick: ## Scenario 1 only (small GET), < 2 min.
 	$(GO) run ./bench/cmd/harness -scenarios 1 -quick
+
+.PHONY: bench-profile
+bench-profile: ## Where the edge's CPU goes under scenario 1's load (go tool pprof -top).
+	$(GO) run ./bench/cmd/harness -scenarios none -profile 10s -out bench/results/tmp/profile
 
 .PHONY: gobench
 gobench: ## Go micro-benchmarks (go test -bench) of the edge and the app.
