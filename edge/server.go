@@ -402,6 +402,7 @@ func (s *Server) httpServer(h http.Handler) *http.Server {
 		IdleTimeout:       l.IdleTimeout,
 		ErrorLog:          s.proxyLog,
 		BaseContext:       func(net.Listener) context.Context { return s.baseCtx },
+		ConnState:         parkConnState,
 	}
 }
 
@@ -427,11 +428,18 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 // be nil) until ctx is done. Then it stops accepting, waits up to
 // shutdown_grace for requests in flight (websockets and streams included),
 // cancels what is left and closes the access log.
+//
+// Keep-alive connections idle for a second are parked (memory.go), and
+// memory is returned to the OS when the edge goes quiet after a burst.
 func (s *Server) Serve(ctx context.Context, pub, adm net.Listener) error {
 	srv := s.httpServer(s)
 	var admin *http.Server
 	errc := make(chan error, 2)
-	go func() { errc <- srv.Serve(pub) }()
+	pl := newParkingListener(pub)
+	go func() { errc <- srv.Serve(pl) }()
+	stopRelease := make(chan struct{})
+	defer close(stopRelease)
+	go releaseMemory(stopRelease, func() uint64 { return pl.parks.Load() * parkedConnBytes })
 	if adm != nil {
 		admin = &http.Server{Handler: s.AdminHandler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: s.proxyLog}
 		go func() { errc <- admin.Serve(adm) }()
