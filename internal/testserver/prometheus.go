@@ -62,27 +62,8 @@ func StartPrometheus(t testing.TB, cfg PrometheusConfig) *Prometheus {
 	if bin == "" {
 		Skip(t, "prometheus not found: %s", prometheusInstall)
 	}
-	dir := t.TempDir()
-	writeServerFiles(t, dir, cfg.Files)
-	writeServerFiles(t, dir, map[string]string{"prometheus.yml": cfg.Config})
-	addr := reserveLoopbackAddr(t)
-	prefix := externalRoutePrefix(t, cfg.ExternalURL)
-	external := cfg.ExternalURL
-	if external == "" {
-		external = "http://" + addr + "/"
-	}
-	args := []string{
-		"--config.file=" + filepath.Join(dir, "prometheus.yml"),
-		"--storage.tsdb.path=" + filepath.Join(dir, "data"),
-		"--web.listen-address=" + addr,
-		"--web.external-url=" + external,
-		"--web.route-prefix=" + prefix,
-		"--web.enable-lifecycle",
-		"--log.level=warn",
-	}
-	args = append(args, cfg.Args...)
-	base := "http://" + addr + strings.TrimSuffix(prefix, "/")
-	runUntilReady(t, bin, dir, args, base+"/-/ready")
+	args := append([]string{"--web.enable-lifecycle"}, cfg.Args...)
+	addr, base, dir := startUnderPrefix(t, bin, "prometheus.yml", cfg.Config, cfg.Files, cfg.ExternalURL, "--storage.tsdb.path", args)
 	return &Prometheus{Addr: addr, URL: base, Dir: dir}
 }
 
@@ -117,29 +98,39 @@ func StartAlertmanager(t testing.TB, cfg AlertmanagerConfig) *Alertmanager {
 	if bin == "" {
 		Skip(t, "alertmanager not found: %s", alertmanagerInstall)
 	}
-	dir := t.TempDir()
-	writeServerFiles(t, dir, cfg.Files)
-	writeServerFiles(t, dir, map[string]string{"alertmanager.yml": cfg.Config})
-	addr := reserveLoopbackAddr(t)
-	prefix := externalRoutePrefix(t, cfg.ExternalURL)
-	external := cfg.ExternalURL
+	// An empty cluster address turns gossip off; otherwise it binds
+	// 0.0.0.0:9094, which is neither loopback nor free in parallel runs.
+	args := []string{"--cluster.listen-address="}
+	addr, base, dir := startUnderPrefix(t, bin, "alertmanager.yml", cfg.Config, cfg.Files, cfg.ExternalURL, "--storage.path", args)
+	return &Alertmanager{Addr: addr, URL: base, Dir: dir}
+}
+
+// startUnderPrefix starts Prometheus or Alertmanager, which share their
+// flags: one config file (written with files into a temp dir), a data dir,
+// a listen address, and an external URL whose path is also the route
+// prefix, as behind a proxy that keeps the prefix. It returns the address,
+// the direct base URL including the prefix (no trailing slash) and the dir.
+func startUnderPrefix(t testing.TB, bin, configName, config string, files map[string]string, external, storageFlag string, args []string) (addr, base, dir string) {
+	t.Helper()
+	dir = t.TempDir()
+	writeServerFiles(t, dir, files)
+	writeServerFiles(t, dir, map[string]string{configName: config})
+	addr = reserveLoopbackAddr(t)
+	prefix := externalRoutePrefix(t, external)
 	if external == "" {
 		external = "http://" + addr + "/"
 	}
-	args := []string{
-		"--config.file=" + filepath.Join(dir, "alertmanager.yml"),
-		"--storage.path=" + filepath.Join(dir, "data"),
+	args = append([]string{
+		"--config.file=" + filepath.Join(dir, configName),
+		storageFlag + "=" + filepath.Join(dir, "data"),
 		"--web.listen-address=" + addr,
 		"--web.external-url=" + external,
 		"--web.route-prefix=" + prefix,
-		// An empty cluster address turns gossip off; otherwise it binds
-		// 0.0.0.0:9094, which is neither loopback nor free in parallel runs.
-		"--cluster.listen-address=",
 		"--log.level=warn",
-	}
-	base := "http://" + addr + strings.TrimSuffix(prefix, "/")
+	}, args...)
+	base = "http://" + addr + strings.TrimSuffix(prefix, "/")
 	runUntilReady(t, bin, dir, args, base+"/-/ready")
-	return &Alertmanager{Addr: addr, URL: base, Dir: dir}
+	return addr, base, dir
 }
 
 // BlackboxExporter is a running blackbox exporter owned by a test.
