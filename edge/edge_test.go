@@ -2,7 +2,6 @@ package edge
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -14,13 +13,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/crypto/bcrypt"
+
+	"selfhost.dev/edgeapp/internal/testlog"
 )
 
 // The tests' one user: admin / s3cret, hashed at bcrypt's minimum cost so
@@ -70,24 +70,6 @@ func newUpstream(t testing.TB) *upstream {
 	return u
 }
 
-// syncBuffer is a bytes.Buffer safe for the access log goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // testEdge is an edge serving on loopback listeners, as in production.
 type testEdge struct {
 	*Server
@@ -97,7 +79,7 @@ type testEdge struct {
 	cfgPath  string
 	env      map[string]string
 	reg      *prometheus.Registry
-	accessLg *syncBuffer
+	accessLg *testlog.Buffer
 	stop     context.CancelFunc
 	done     chan error
 }
@@ -110,7 +92,7 @@ func envLookup(env map[string]string) func(string) (string, bool) {
 // user's hash; env adds variables (typically upstream URLs).
 func startEdge(t testing.TB, yaml string, env map[string]string) *testEdge {
 	t.Helper()
-	e := &testEdge{env: map[string]string{"HASH": testHash}, reg: prometheus.NewRegistry(), accessLg: &syncBuffer{}}
+	e := &testEdge{env: map[string]string{"HASH": testHash}, reg: prometheus.NewRegistry(), accessLg: &testlog.Buffer{}}
 	for k, v := range env {
 		e.env[k] = v
 	}

@@ -27,6 +27,7 @@ import (
 	apphttp "selfhost.dev/edgeapp/app/http"
 	"selfhost.dev/edgeapp/app/logmail"
 	"selfhost.dev/edgeapp/app/sqlite"
+	"selfhost.dev/edgeapp/internal/testlog"
 )
 
 const (
@@ -50,7 +51,7 @@ type env struct {
 	index  *flakyIndex
 	mail   *recordingMailer
 	reg    *prometheus.Registry
-	logs   *syncBuffer
+	logs   *testlog.Buffer
 }
 
 type envOption func(*app.Service, *app.Worker)
@@ -71,7 +72,7 @@ func newEnv(t testing.TB, opts ...envOption) *env {
 	if err != nil {
 		t.Fatalf("fsblob: %v", err)
 	}
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, nil))
 	e := &env{
 		t: t, db: db, blobs: blobs, dir: dir, logs: logs,
@@ -315,22 +316,4 @@ func (m *recordingMailer) count(email string) int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.sent[email]
-}
-
-// syncBuffer is a bytes.Buffer safe for the logger's concurrent writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -2,35 +2,16 @@ package logmail_test
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
 	"selfhost.dev/edgeapp/app"
 	"selfhost.dev/edgeapp/app/apptest"
 	"selfhost.dev/edgeapp/app/logmail"
+	"selfhost.dev/edgeapp/internal/testlog"
 )
-
-// syncBuffer is a bytes.Buffer safe for a logger and a reader at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // record is the JSON of one logged message.
 type record struct {
@@ -58,7 +39,7 @@ func records(t *testing.T, log string) []record {
 
 func TestMailer(t *testing.T) {
 	apptest.TestMailer(t, func(t *testing.T) (app.Mailer, func() []app.Message) {
-		var buf syncBuffer
+		var buf testlog.Buffer
 		m := logmail.New(slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
 		return m, func() []app.Message {
 			var msgs []app.Message
@@ -75,7 +56,7 @@ func TestMailer(t *testing.T) {
 }
 
 func TestBodyOnlyAtDebug(t *testing.T) {
-	var buf syncBuffer
+	var buf testlog.Buffer
 	m := logmail.New(slog.New(slog.NewJSONHandler(&buf, nil))) // Info
 	msg := &app.Message{From: "a@example.com", To: []string{"b@example.com"}, Subject: "Hi", Text: "private words"}
 	if err := m.Send(t.Context(), msg); err != nil {

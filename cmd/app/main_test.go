@@ -8,30 +8,14 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"selfhost.dev/edgeapp/internal/testlog"
 )
 
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // listening waits for run's "listening" log line and returns its addresses.
-func listening(t *testing.T, out *syncBuffer, done <-chan error) (api, metrics string) {
+func listening(t *testing.T, out *testlog.Buffer, done <-chan error) (api, metrics string) {
 	t.Helper()
 	deadline := time.After(20 * time.Second)
 	for {
@@ -60,7 +44,7 @@ func TestRun(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	out := &syncBuffer{}
+	out := &testlog.Buffer{}
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, nil, envOf(env), out) }()
 	api, metrics := listening(t, out, done)

@@ -21,6 +21,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"selfhost.dev/edgeapp/app/s3"
+	"selfhost.dev/edgeapp/internal/testlog"
 	"selfhost.dev/edgeapp/internal/testserver"
 )
 
@@ -141,7 +142,7 @@ func TestTwoInstances(t *testing.T) {
 	// (the log mailer writes one line per message).
 	mails := map[string]int{}
 	perInstance := []int{0, 0}
-	for i, out := range []*syncBuffer{log1, log2} {
+	for i, out := range []*testlog.Buffer{log1, log2} {
 		for line := range strings.SplitSeq(out.String(), "\n") {
 			var rec struct{ Msg, Subject string }
 			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "mail not sent: logged instead" {
@@ -233,9 +234,9 @@ func buildApp(t *testing.T) string {
 
 // startApp starts one app process and returns its API base URL and its
 // log. It is stopped with SIGTERM (a graceful shutdown) when t ends.
-func startApp(t *testing.T, bin string, env []string) (string, *syncBuffer) {
+func startApp(t *testing.T, bin string, env []string) (string, *testlog.Buffer) {
 	t.Helper()
-	out := &syncBuffer{}
+	out := &testlog.Buffer{}
 	cmd := exec.Command(bin)
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = out, out
