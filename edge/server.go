@@ -498,7 +498,7 @@ func (s *Server) shutdown(srv, admin *http.Server) {
 		_ = s.alogFile.Close()
 	}
 	for _, tr := range s.transports {
-		tr.CloseIdleConnections()
+		closeIdle(tr) // both pools: http.Transport and the fast path
 	}
 	s.buildMu.Unlock()
 }
