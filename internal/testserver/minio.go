@@ -202,23 +202,12 @@ func (s *MinIOServer) stop() error {
 	}
 	cmd, done := s.cmd, s.done
 	s.cmd = nil
-	cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-done:
-		return nil
-	case <-time.After(15 * time.Second):
-		cmd.Process.Kill()
-		<-done
-		return nil
-	}
+	stopProcess(cmd, done, syscall.SIGTERM, 15*time.Second)
+	return nil
 }
 
 func (s *MinIOServer) logTail() string {
-	b, _ := os.ReadFile(filepath.Join(s.dir, "minio.log"))
-	if len(b) > 4000 {
-		b = b[len(b)-4000:]
-	}
-	return string(b)
+	return serverLogTail(filepath.Join(s.dir, "minio.log"))
 }
 
 // minioBinary finds minio in PATH or where go install puts it.

@@ -256,23 +256,14 @@ func (s *PostgresServer) stop() error {
 	}
 	cmd, done := s.cmd, s.done
 	s.cmd = nil
-	cmd.Process.Signal(syscall.SIGINT) // fast shutdown
-	select {
-	case <-done:
-		return nil
-	case <-time.After(20 * time.Second):
-		cmd.Process.Kill()
-		<-done
+	if stopProcess(cmd, done, syscall.SIGINT, 20*time.Second) { // SIGINT: fast shutdown
 		return fmt.Errorf("postgres did not shut down in 20s; killed\n%s", s.logTail())
 	}
+	return nil
 }
 
 func (s *PostgresServer) logTail() string {
-	b, _ := os.ReadFile(filepath.Join(s.dir, "postgres.log"))
-	if len(b) > 4000 {
-		b = b[len(b)-4000:]
-	}
-	return string(b)
+	return serverLogTail(filepath.Join(s.dir, "postgres.log"))
 }
 
 // postgresBinDir finds the dir with initdb and postgres: the newest

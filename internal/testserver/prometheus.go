@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -196,13 +197,11 @@ func externalRoutePrefix(t testing.TB, external string) string {
 // would then fail loudly rather than talk to the wrong server.
 func reserveLoopbackAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := pickLoopbackPort()
 	if err != nil {
 		t.Fatalf("testserver: no free loopback port: %v", err)
 	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 }
 
 func writeServerFiles(t testing.TB, dir string, files map[string]string) {
