@@ -71,6 +71,21 @@ type JobStore interface {
 	RetryJob(ctx context.Context, id int64, runAt time.Time, lastErr string) error
 	// PendingJobs counts jobs not yet done.
 	PendingJobs(ctx context.Context) (int, error)
+	// RenewLease extends the lease of a job the caller holds to now+lease:
+	// the worker's heartbeat, so that leases can be short (a dead worker's
+	// jobs come back soon) while a slow but live worker keeps its job. The
+	// claim is named by the job's ID and its Attempts as ClaimJobs returned
+	// them, since every claim increments Attempts: a job claimed again since
+	// (by another worker, after this lease ran out), handed back with
+	// RetryJob, or done is not renewed and ENOTFOUND says the caller no
+	// longer holds it. A lease that ran out but that nobody claimed is
+	// still the caller's and is renewed.
+	RenewLease(ctx context.Context, id int64, attempts int, lease time.Duration) error
+	// ReclaimJobs ends every lease at once, so that every job not done is
+	// claimable again at its RunAt, and returns how many leases it ended.
+	// It is only safe when no other worker can be running: the embedded
+	// SQLite default calls it at start, when it owns the database file.
+	ReclaimJobs(ctx context.Context) (int, error)
 }
 
 // SetRowID gives each job whose payload holds key with the value 0 the id

@@ -50,6 +50,9 @@ func TestStore(t *testing.T, open func(t *testing.T) app.Store) {
 	t.Run("CompleteOnce", func(t *testing.T) { testCompleteOnce(t, open(t)) })
 	t.Run("Retry", func(t *testing.T) { testRetry(t, open(t)) })
 	t.Run("ConcurrentClaims", func(t *testing.T) { testConcurrentClaims(t, open(t)) })
+	t.Run("RenewLease", func(t *testing.T) { testRenewLease(t, open(t)) })
+	t.Run("RenewLeaseLost", func(t *testing.T) { testRenewLeaseLost(t, open(t)) })
+	t.Run("ReclaimJobs", func(t *testing.T) { testReclaimJobs(t, open(t)) })
 }
 
 func newContact(i int) *app.Contact {

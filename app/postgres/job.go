@@ -110,6 +110,38 @@ func (db *DB) RetryJob(ctx context.Context, id int64, runAt time.Time, lastErr s
 	return nil
 }
 
+// RenewLease extends a held lease to now()+lease, on the database's clock
+// like ClaimJobs; see app.JobStore.
+func (db *DB) RenewLease(ctx context.Context, id int64, attempts int, lease time.Duration) error {
+	if err := db.ready(ctx); err != nil {
+		return err
+	}
+	tag, err := db.pool.Exec(ctx, `UPDATE jobs SET leased_until = now() + make_interval(secs => $3)
+		WHERE id = $1 AND attempts = $2 AND done_at IS NULL AND leased_until IS NOT NULL`, id, attempts, lease.Seconds())
+	if err != nil {
+		return dbError("renew job lease", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return app.Errorf(app.ENOTFOUND, "job %d is no longer held by this claim (claimed again, released or done)", id)
+	}
+	return nil
+}
+
+// ReclaimJobs ends every lease; see app.JobStore. With several instances
+// on one database it would hand a live instance's jobs to another, so the
+// app never calls it on PostgreSQL: there, short leases and the worker's
+// heartbeat bring a dead instance's jobs back.
+func (db *DB) ReclaimJobs(ctx context.Context) (int, error) {
+	if err := db.ready(ctx); err != nil {
+		return 0, err
+	}
+	tag, err := db.pool.Exec(ctx, `UPDATE jobs SET leased_until = NULL WHERE done_at IS NULL AND leased_until IS NOT NULL`)
+	if err != nil {
+		return 0, dbError("reclaim jobs", err)
+	}
+	return int(tag.RowsAffected()), nil
+}
+
 // PruneDoneJobs deletes the jobs done more than olderThan ago and returns
 // how many it deleted.
 func (db *DB) PruneDoneJobs(ctx context.Context, olderThan time.Duration) (int64, error) {

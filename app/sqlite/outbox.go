@@ -112,6 +112,37 @@ func settled(res sql.Result, err error, format string, id int64) error {
 	return nil
 }
 
+// RenewLease extends a held lease to now+lease; see app.JobStore.
+func (db *DB) RenewLease(ctx context.Context, id int64, attempts int, lease time.Duration) error {
+	res, err := db.write.ExecContext(ctx,
+		`UPDATE jobs SET locked_until = ? WHERE id = ? AND attempts = ? AND done_at IS NULL AND locked_until IS NOT NULL`,
+		unixNano(now())+int64(lease), id, attempts)
+	if err != nil {
+		return fmt.Errorf("renew lease of job %d: %w", id, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("renew lease of job %d: %w", id, err)
+	} else if n == 0 {
+		return app.Errorf(app.ENOTFOUND, "job %d is no longer held by this claim (claimed again, released or done)", id)
+	}
+	return nil
+}
+
+// ReclaimJobs ends every lease; see app.JobStore. Attempts are kept: a job
+// that a crash interrupted counts that attempt.
+func (db *DB) ReclaimJobs(ctx context.Context) (int, error) {
+	res, err := db.write.ExecContext(ctx,
+		`UPDATE jobs SET locked_until = NULL WHERE done_at IS NULL AND locked_until IS NOT NULL`)
+	if err != nil {
+		return 0, fmt.Errorf("reclaim jobs: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("reclaim jobs: %w", err)
+	}
+	return int(n), nil
+}
+
 // PendingJobs counts jobs not yet done.
 func (db *DB) PendingJobs(ctx context.Context) (int, error) {
 	var n int
