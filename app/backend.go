@@ -48,4 +48,12 @@ type Message struct {
 	To      []string
 	Subject string
 	Text    string
+	// ID, if set, identifies the message the same way on every attempt to
+	// send it: an RFC 5322 msg-id without its angle brackets
+	// ("left@domain", printable ASCII, no spaces). The outbox derives it
+	// from the job, so that a notification sent twice (at-least-once
+	// delivery) carries one Message-ID twice and receivers can collapse the
+	// repeat. SMTP sends it as Message-ID; SES replaces Message-ID with its
+	// own and cannot use it. If empty, the mailer makes up a fresh one.
+	ID string
 }

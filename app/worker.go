@@ -18,7 +18,7 @@ import (
 // Defaults of the Worker's tuning fields.
 const (
 	DefaultBatchSize    = 10
-	DefaultLease        = 5 * time.Minute
+	DefaultLease        = 30 * time.Second
 	DefaultPollInterval = 2 * time.Second
 	DefaultMinBackoff   = time.Second
 	DefaultMaxBackoff   = 5 * time.Minute
@@ -72,9 +72,22 @@ type Worker struct {
 
 	// BatchSize is how many jobs one claim takes. If zero, DefaultBatchSize.
 	BatchSize int
-	// Lease is how long a claimed job is hidden from other workers; it must
-	// exceed the longest job. If zero, DefaultLease.
+	// Lease is how long a claimed job is hidden from other workers unless
+	// renewed. The worker renews the leases of the batch it is running
+	// every Heartbeat, so a job may take longer than Lease; the lease only
+	// bounds how long the jobs of a worker that died (or cannot reach the
+	// database) stay hidden. If zero, DefaultLease.
 	Lease time.Duration
+	// Heartbeat is how often the leases of the running batch are renewed.
+	// It must be well under Lease, so that one failed renewal does not
+	// lose a job. If zero (or not under Lease), Lease/3.
+	Heartbeat time.Duration
+	// Reclaim makes Start end every lease before the first claim
+	// (JobStore.ReclaimJobs), so that the jobs a crashed process held run
+	// at once instead of after their lease. Set it only when no other
+	// worker can be using the store: the embedded SQLite default, in the
+	// process that owns the database file.
+	Reclaim bool
 	// PollInterval is how often an idle worker looks for jobs that Kick
 	// did not announce (other instances' writes, retries coming due).
 	// If zero, DefaultPollInterval.
@@ -154,6 +167,9 @@ func (w *Worker) stopping() bool {
 func (w *Worker) run(ctx context.Context) {
 	defer close(w.done)
 	defer w.cancel()
+	if w.Reclaim {
+		w.reclaim(ctx)
+	}
 	poll := time.NewTimer(0)
 	defer poll.Stop()
 	for {
@@ -186,28 +202,49 @@ func (w *Worker) runBatch(ctx context.Context) (full, claimed bool) {
 		n = DefaultBatchSize
 	}
 	lease := durationOr(w.Lease, DefaultLease)
-	leaseEnd := time.Now().Add(lease)
+	claimedAt := time.Now()
 	jobs, err := w.Store.ClaimJobs(ctx, n, lease)
 	if err != nil {
 		w.log(ctx, slog.LevelError, "claim outbox jobs", slog.Any("error", err))
 		return false, false
 	}
+	if len(jobs) == 0 {
+		return false, true
+	}
+	hb := w.startHeartbeat(ctx, jobs, claimedAt, lease)
+	defer hb.stop()
 	for i, j := range jobs {
 		if w.stopping() {
-			w.release(ctx, jobs[i:])
+			w.release(ctx, hb, jobs[i:])
 			return false, true
 		}
-		w.runJob(ctx, j, leaseEnd)
+		w.runJob(ctx, j, hb)
 	}
 	return len(jobs) == n, true
 }
 
+// reclaim ends the leases a crashed process left, so that its jobs run
+// now rather than when their leases end.
+func (w *Worker) reclaim(ctx context.Context) {
+	n, err := w.Store.ReclaimJobs(ctx)
+	if err != nil {
+		w.log(ctx, slog.LevelWarn, "reclaim outbox jobs: they run when their leases end", slog.Any("error", err))
+		return
+	}
+	if n > 0 {
+		w.log(ctx, slog.LevelInfo, "reclaimed outbox jobs leased before a restart", slog.Int("jobs", n))
+	}
+}
+
 // release makes claimed jobs that will not run now claimable again at
 // once, instead of after their lease.
-func (w *Worker) release(ctx context.Context, jobs []*Job) {
+func (w *Worker) release(ctx context.Context, hb *heartbeat, jobs []*Job) {
 	ctx, cancel := settleContext(ctx)
 	defer cancel()
 	for _, j := range jobs {
+		if hb.settling(j.ID) {
+			continue // lost: not ours to hand back
+		}
 		if err := w.Store.RetryJob(ctx, j.ID, time.Now(), "worker stopped before running it"); err != nil {
 			w.log(ctx, slog.LevelWarn, "release outbox job", slog.Int64("job_id", j.ID), slog.Any("error", err))
 		}
@@ -231,9 +268,9 @@ const (
 // database cannot be reached: an outcome that is not written leaves the
 // job leased, hidden from every worker, until its lease ends. It gives up
 // when the lease is about to end anyway (the job will be claimed again),
-// on a hard Stop, or on ENOTFOUND (another worker settled it after our
-// lease ran out).
-func (w *Worker) settle(ctx context.Context, j *Job, leaseEnd time.Time, what string, write func(context.Context) error) {
+// when it is lost, on a hard Stop, or on ENOTFOUND (another worker settled
+// it after our lease ran out).
+func (w *Worker) settle(ctx context.Context, j *Job, hb *heartbeat, what string, write func(context.Context) error) {
 	wait := settleMinWait
 	for {
 		wctx, cancel := settleContext(ctx)
@@ -243,7 +280,7 @@ func (w *Worker) settle(ctx context.Context, j *Job, leaseEnd time.Time, what st
 			return
 		}
 		attrs := []slog.Attr{slog.Int64("job_id", j.ID), slog.String("kind", j.Kind), slog.Any("error", err)}
-		if ErrorCode(err) == ENOTFOUND || ctx.Err() != nil || time.Now().Add(wait).After(leaseEnd) {
+		if ErrorCode(err) == ENOTFOUND || ctx.Err() != nil || time.Now().Add(wait).After(hb.leaseEnd(j.ID)) {
 			w.log(ctx, slog.LevelWarn, what+" outbox job: giving up", attrs...)
 			return
 		}
@@ -258,26 +295,44 @@ func (w *Worker) settle(ctx context.Context, j *Job, leaseEnd time.Time, what st
 	}
 }
 
-func (w *Worker) runJob(ctx context.Context, j *Job, leaseEnd time.Time) {
-	err := w.do(ctx, j)
+// runJob runs a job and records its outcome. The outcome of a job whose
+// lease was lost while it ran (the heartbeat found another claim) is
+// recorded only if it succeeded, which is true whoever else runs it;
+// a failure is left to the worker that now holds it, since a RetryJob
+// from here would end that worker's lease.
+func (w *Worker) runJob(ctx context.Context, j *Job, hb *heartbeat) {
+	defer hb.drop(j.ID)
+	jctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if !hb.running(j.ID, cancel) {
+		w.log(ctx, slog.LevelWarn, "outbox job lease lost before it ran: skipped", slog.Int64("job_id", j.ID), slog.String("kind", j.Kind))
+		return
+	}
+	err := w.do(jctx, j)
+	lost := hb.settling(j.ID)
 	complete := func(ctx context.Context) error { return w.Store.CompleteJob(ctx, j.ID) }
 	if err == nil {
-		w.settle(ctx, j, leaseEnd, "complete", complete)
+		w.settle(ctx, j, hb, "complete", complete)
 		return
 	}
 	if w.Metrics != nil {
 		w.Metrics.Failures.WithLabelValues(j.Kind).Inc()
 	}
+	if lost {
+		w.log(ctx, slog.LevelWarn, "outbox job failed after its lease was lost: left to the worker that took it",
+			slog.Int64("job_id", j.ID), slog.String("kind", j.Kind), slog.Any("error", err))
+		return
+	}
 	if permanent(err) {
 		// Retrying cannot help (a corrupt PDF, an unknown kind): settle it
 		// and say so, rather than retry it forever.
 		w.log(ctx, slog.LevelError, "outbox job failed for good", slog.Int64("job_id", j.ID), slog.String("kind", j.Kind), slog.Int("attempts", j.Attempts), slog.Any("error", err))
-		w.settle(ctx, j, leaseEnd, "complete", complete)
+		w.settle(ctx, j, hb, "complete", complete)
 		return
 	}
 	delay := backoff(j.Attempts, durationOr(w.MinBackoff, DefaultMinBackoff), durationOr(w.MaxBackoff, DefaultMaxBackoff))
 	w.log(ctx, slog.LevelWarn, "outbox job failed", slog.Int64("job_id", j.ID), slog.String("kind", j.Kind), slog.Int("attempts", j.Attempts), slog.Duration("retry_in", delay), slog.Any("error", err))
-	w.settle(ctx, j, leaseEnd, "retry", func(sctx context.Context) error {
+	w.settle(ctx, j, hb, "retry", func(sctx context.Context) error {
 		return w.Store.RetryJob(sctx, j.ID, time.Now().Add(delay), err.Error())
 	})
 }
@@ -355,7 +410,7 @@ func (w *Worker) do(ctx context.Context, j *Job) error {
 			}
 			return nil
 		}
-		return w.notify(ctx, cs[0])
+		return w.notify(ctx, j, cs[0])
 	case JobIndexDocument, JobDeleteDocument:
 		var p DocumentPayload
 		if err := json.Unmarshal(j.Payload, &p); err != nil {
@@ -378,11 +433,12 @@ func (w *Worker) do(ctx context.Context, j *Job) error {
 	}
 }
 
-func (w *Worker) notify(ctx context.Context, c *Contact) error {
+func (w *Worker) notify(ctx context.Context, j *Job, c *Contact) error {
 	if len(w.NotifyTo) == 0 {
 		return nil
 	}
 	m := &Message{
+		ID:      notificationID(j, c, w.NotifyFrom),
 		From:    w.NotifyFrom,
 		To:      w.NotifyTo,
 		Subject: "New contact from " + oneLine(c.Name),
@@ -393,6 +449,27 @@ func (w *Worker) notify(ctx context.Context, c *Contact) error {
 		return fmt.Errorf("send notification of contact %d: %w", c.ID, err)
 	}
 	return nil
+}
+
+// notificationID is the Message-ID of a contact's notification: the same
+// on every attempt of its job, so that a repeat (mail is at-least-once)
+// can be collapsed by the receiver. The job id alone would repeat across
+// databases (a restored backup, a fresh install numbering from 1 again),
+// and some receivers drop a message whose Message-ID they have seen, so
+// the contact's creation time, which does not change, is part of it.
+func notificationID(j *Job, c *Contact, from string) string {
+	// The sender's domain, reduced to what a msg-id may hold whatever
+	// NOTIFY_EMAIL_FROM looks like.
+	domain := strings.Map(func(r rune) rune {
+		if r == '.' || r == '-' || '0' <= r && r <= '9' || 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' {
+			return r
+		}
+		return -1
+	}, from[strings.LastIndexByte(from, '@')+1:])
+	if domain == "" {
+		domain = "localhost"
+	}
+	return fmt.Sprintf("contact-%d.%d.job-%d@%s", c.ID, c.CreatedAt.UnixNano(), j.ID, domain)
 }
 
 // oneLine keeps a header value on one line whatever the user typed.

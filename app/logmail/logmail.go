@@ -38,6 +38,10 @@ func (m *Mailer) Send(ctx context.Context, msg *app.Message) error {
 		slog.String("subject", msg.Subject),
 		slog.Int("body_bytes", len(msg.Text)),
 	}
+	if msg.ID != "" {
+		// The same on every attempt: a repeat is visible in the log.
+		attrs = append(attrs, slog.String("message_id", msg.ID))
+	}
 	if m.log.Enabled(ctx, slog.LevelDebug) {
 		attrs = append(attrs, slog.String("text", msg.Text))
 	}

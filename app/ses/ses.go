@@ -47,6 +47,12 @@ func New(ctx context.Context, region, from string) (*Mailer, error) {
 }
 
 // Send sends msg as UTF-8 plain text.
+//
+// msg.ID is not used: SES's SendEmail (v1, and v2's SendEmail alike) takes
+// no idempotency key, and SES replaces any Message-ID with its own. A
+// notification the outbox sends twice (killed after SES accepted it,
+// before the job was marked done) therefore arrives twice, with two
+// Message-IDs; the window is stated in README ("What once means").
 func (m *Mailer) Send(ctx context.Context, msg *app.Message) error {
 	from := msg.From
 	if from == "" {

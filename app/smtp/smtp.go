@@ -74,6 +74,9 @@ func (m *Mailer) Send(ctx context.Context, msg *app.Message) error {
 	if err := checkAddresses(from, msg.To); err != nil {
 		return err
 	}
+	if msg.ID != "" && !validMessageID(msg.ID) {
+		return app.Errorf(app.EINVALID, "invalid message id %q: want left@domain in printable ASCII without spaces or angle brackets", msg.ID)
+	}
 	body, err := format(from, msg)
 	if err != nil {
 		return err
@@ -174,6 +177,22 @@ func checkAddresses(from string, to []string) error {
 	return nil
 }
 
+// validMessageID accepts what fits between Message-ID's angle brackets
+// without breaking the header: one '@' with text either side, printable
+// ASCII, none of the specials that end or split a msg-id.
+func validMessageID(id string) bool {
+	at := strings.IndexByte(id, '@')
+	if at <= 0 || at == len(id)-1 || strings.Count(id, "@") != 1 || len(id) > 250 {
+		return false
+	}
+	for _, c := range []byte(id) {
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`<>()[]\",;:`, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // format renders the message: UTF-8 headers as RFC 2047 words, the body
 // as quoted-printable with CRLF line ends.
 func format(from string, msg *app.Message) ([]byte, error) {
@@ -186,7 +205,11 @@ func format(from string, msg *app.Message) ([]byte, error) {
 	header("To", strings.Join(msg.To, ", "))
 	header("Subject", mime.QEncoding.Encode("utf-8", msg.Subject))
 	header("Date", time.Now().Format(time.RFC1123Z))
-	header("Message-ID", "<"+hex.EncodeToString(id)+"@"+domain+">")
+	msgID := msg.ID
+	if msgID == "" {
+		msgID = hex.EncodeToString(id) + "@" + domain
+	}
+	header("Message-ID", "<"+msgID+">")
 	header("MIME-Version", "1.0")
 	header("Content-Type", "text/plain; charset=utf-8")
 	header("Content-Transfer-Encoding", "quoted-printable")

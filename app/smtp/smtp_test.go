@@ -153,7 +153,7 @@ func decode(r io.Reader) (app.Message, error) {
 	if err != nil {
 		return app.Message{}, err
 	}
-	return app.Message{Subject: subject, Text: string(text)}, nil
+	return app.Message{Subject: subject, Text: string(text), ID: m.Header.Get("Message-ID")}, nil
 }
 
 func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
@@ -291,5 +291,45 @@ func TestWrongPassword(t *testing.T) {
 	err := m.Ping(t.Context())
 	if err == nil || strings.Contains(err.Error(), "wrong-password") {
 		t.Errorf("Ping with a wrong password = %v, want an error without the password", err)
+	}
+}
+
+// TestMessageID: a message's ID is its Message-ID on every send, so a
+// receiver can collapse a repeat; without one each send gets a fresh
+// Message-ID; an ID that would break the header is refused, not sent.
+func TestMessageID(t *testing.T) {
+	s := startServer(t, true)
+	m := newMailer(s)
+	msg := &app.Message{From: "a@example.com", To: []string{"b@example.com"}, Subject: "s", Text: "t",
+		ID: "contact-7.1764385200000000000.job-12@example.com"}
+	for range 2 {
+		if err := m.Send(t.Context(), msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 2 {
+		if err := m.Send(t.Context(), &app.Message{From: "a@example.com", To: []string{"b@example.com"}, Subject: "s", Text: "t"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := s.sent()
+	if len(got) != 4 {
+		t.Fatalf("sent %d messages, want 4", len(got))
+	}
+	want := "<" + msg.ID + ">"
+	if got[0].ID != want || got[1].ID != want {
+		t.Errorf("Message-IDs %q, %q; want %q twice", got[0].ID, got[1].ID, want)
+	}
+	if got[2].ID == got[3].ID || !strings.HasSuffix(got[2].ID, "@example.com>") {
+		t.Errorf("Message-IDs without an ID: %q, %q; want two fresh ones at example.com", got[2].ID, got[3].ID)
+	}
+	for _, id := range []string{"no-at-sign", "a@b>\r\nBcc: c@example.com", "a b@example.com", "<a@example.com>", "a@@example.com", "@example.com"} {
+		err := m.Send(t.Context(), &app.Message{From: "a@example.com", To: []string{"b@example.com"}, Subject: "s", Text: "t", ID: id})
+		if app.ErrorCode(err) != app.EINVALID {
+			t.Errorf("Send with ID %q = %v, want EINVALID", id, err)
+		}
+	}
+	if n := len(s.sent()); n != 4 {
+		t.Errorf("%d messages sent, want 4 (bad IDs send nothing)", n)
 	}
 }
