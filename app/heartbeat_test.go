@@ -36,9 +36,9 @@ func addContact(t *testing.T, db *sqlite.DB, email string) {
 // records each attempt's Message ID.
 type slowMailer struct {
 	app.Mailer
-	started chan struct{}
-	release chan struct{}
-	mu      sync.Mutex
+	started   chan struct{}
+	release   chan struct{}
+	mu        sync.Mutex
 	ids       []string
 	fail      int // fail this many attempts first
 	cancelled int // sends ended by their context
