@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // minKeyLen is the shortest API key accepted: a short key can be guessed.
@@ -39,6 +40,15 @@ type Config struct {
 	SMTPAddr     string // SMTP_ADDR (host:port): send mail over SMTP with STARTTLS
 	SMTPUser     string // SMTP_USER
 	SMTPPassword string // SMTP_PASSWORD (secret)
+
+	Outbox OutboxConfig
+}
+
+// OutboxConfig tunes the outbox worker's leases (see app.Worker).
+type OutboxConfig struct {
+	Lease        time.Duration // OUTBOX_LEASE: how long a dead worker's jobs stay hidden
+	Heartbeat    time.Duration // OUTBOX_HEARTBEAT: how often a running batch's leases are renewed
+	PollInterval time.Duration // OUTBOX_POLL_INTERVAL: how often an idle worker looks for jobs
 }
 
 // S3Config selects S3 or MinIO for blobs when Endpoint is set.
@@ -203,6 +213,8 @@ func parseConfig(getenv func(string) string) (*Config, error) {
 		bad("a mailer is configured but nobody to notify: set NOTIFY_EMAIL_TO (or SES_TO_EMAIL)")
 	}
 
+	c.Outbox = parseOutbox(env, bad)
+
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -267,6 +279,9 @@ func (c *Config) LogValue() slog.Value {
 		slog.String("SMTP_ADDR", c.SMTPAddr),
 		slog.String("SMTP_USER", c.SMTPUser),
 		slog.String("SMTP_PASSWORD", mask(c.SMTPPassword)),
+		slog.Duration("OUTBOX_LEASE", c.Outbox.Lease),
+		slog.Duration("OUTBOX_HEARTBEAT", c.Outbox.Heartbeat),
+		slog.Duration("OUTBOX_POLL_INTERVAL", c.Outbox.PollInterval),
 	)
 }
 

@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -112,6 +113,20 @@ func serve(ctx context.Context, cfg *Config, logger *slog.Logger) error {
 		Logger:  logger.With("component", "outbox"),
 		Metrics: app.NewWorkerMetrics(reg),
 		TempDir: os.TempDir(),
+
+		Lease: cfg.Outbox.Lease, Heartbeat: cfg.Outbox.Heartbeat, PollInterval: cfg.Outbox.PollInterval,
+	}
+	if cfg.DatabaseURL == "" {
+		release, owned, err := lockOwner(filepath.Join(cfg.DataDir, "app.db.owner"))
+		switch {
+		case err != nil:
+			return err
+		case owned:
+			defer release()
+			worker.Reclaim = true // alone on the database: leases found at start are a crash's
+		default:
+			logger.Warn("another process serves this DATA_DIR: outbox jobs a crash left leased come back when their lease ends (OUTBOX_LEASE), not at start")
+		}
 	}
 	svc := &app.Service{
 		Store: b.store, Blobs: b.blobs, Index: b.index, Mailer: b.mailer,
