@@ -22,7 +22,7 @@ import (
 // with a retry. A renewal that fails otherwise (the database is down) is
 // logged and tried again at the next beat: the job keeps running, and if
 // the lease runs out meanwhile, another worker may run it at the same time
-// (see README, "What once means").
+// (see README, "The outbox after a crash").
 type heartbeat struct {
 	w        *Worker
 	lease    time.Duration

@@ -57,9 +57,15 @@ func NewJob(kind string, v any) *Job {
 // ContactStore and DocumentStore; a Worker claims and settles them.
 //
 // Claiming leases a job to one worker until the lease expires, so that
-// several app instances sharing one database never run one job at the same
-// time (PostgreSQL: FOR UPDATE SKIP LOCKED) and a job whose worker died is
-// picked up again once its lease ends.
+// several app instances sharing one database do not run one job at the
+// same time (PostgreSQL: FOR UPDATE SKIP LOCKED) and a job whose worker
+// died is picked up again once its lease ends. Leases are short and the
+// worker renews them while it holds the job (RenewLease). Delivery is
+// therefore at-least-once, not exactly-once: a worker that dies after a
+// job's effect but before CompleteJob, or that cannot renew for a whole
+// lease, leaves the job to run again. Jobs must be idempotent where they
+// can be (indexing is an upsert by id); mail cannot, and carries a stable
+// Message.ID instead.
 type JobStore interface {
 	// ClaimJobs leases up to n jobs whose RunAt has passed, oldest first,
 	// increments their Attempts and hides them from other claims until now+lease.

@@ -49,7 +49,9 @@ func NewWorkerMetrics(reg prometheus.Registerer) *WorkerMetrics {
 // Worker delivers outbox jobs: it claims batches under a lease, runs each
 // job by kind, and marks it done or schedules a retry with exponential
 // backoff and jitter. Several workers, in one process or many, may share a
-// Store: the lease keeps them from running one job at the same time.
+// Store: the lease, renewed by a heartbeat while the worker holds the job
+// (heartbeat.go), keeps them from running one job at the same time unless
+// a worker is cut off from the store for a whole lease.
 //
 // A Worker is configured through its fields, then started once with Start
 // and stopped once with Stop.

@@ -52,7 +52,7 @@ func New(ctx context.Context, region, from string) (*Mailer, error) {
 // no idempotency key, and SES replaces any Message-ID with its own. A
 // notification the outbox sends twice (killed after SES accepted it,
 // before the job was marked done) therefore arrives twice, with two
-// Message-IDs; the window is stated in README ("What once means").
+// Message-IDs; the window is stated in README ("The outbox after a crash").
 func (m *Mailer) Send(ctx context.Context, msg *app.Message) error {
 	from := msg.From
 	if from == "" {
