@@ -21,6 +21,7 @@ type record struct {
 	Subject   string   `json:"subject"`
 	BodyBytes int      `json:"body_bytes"`
 	Text      *string  `json:"text"`
+	MessageID string   `json:"message_id"`
 }
 
 func records(t *testing.T, log string) []record {
@@ -74,5 +75,22 @@ func TestBodyOnlyAtDebug(t *testing.T) {
 func TestNoRecipients(t *testing.T) {
 	if err := logmail.New(nil).Send(t.Context(), &app.Message{Subject: "x"}); err == nil {
 		t.Error("Send without recipients succeeded")
+	}
+}
+
+// TestMessageID: the message's ID is logged, so a notification sent twice
+// shows as one message_id twice.
+func TestMessageID(t *testing.T) {
+	var buf testlog.Buffer
+	m := logmail.New(slog.New(slog.NewJSONHandler(&buf, nil)))
+	msg := &app.Message{From: "a@example.com", To: []string{"b@example.com"}, Subject: "Hi", Text: "t", ID: "contact-1.5.job-2@example.com"}
+	for range 2 {
+		if err := m.Send(t.Context(), msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rs := records(t, buf.String())
+	if len(rs) != 2 || rs[0].MessageID != msg.ID || rs[1].MessageID != msg.ID {
+		t.Errorf("logged %+v, want two records with message_id %q", rs, msg.ID)
 	}
 }
