@@ -217,19 +217,28 @@ func TestTwoInstances(t *testing.T) {
 	}
 }
 
-// buildApp builds this command into a temp dir.
+// buildApp builds this command, once per test binary (a build takes
+// seconds on a busy machine and every process test needs one), into a
+// directory TestMain removes.
 func buildApp(t *testing.T) string {
 	t.Helper()
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		goTool = filepath.Join(build.Default.GOROOT, "bin", "go") // go test run by absolute path
+	appBin.once.Do(func() {
+		goTool, err := exec.LookPath("go")
+		if err != nil {
+			goTool = filepath.Join(build.Default.GOROOT, "bin", "go") // go test run by absolute path
+		}
+		if appBin.dir, appBin.err = os.MkdirTemp("", "app-test-bin-"); appBin.err != nil {
+			return
+		}
+		appBin.path = filepath.Join(appBin.dir, "app")
+		if out, err := exec.Command(goTool, "build", "-o", appBin.path, ".").CombinedOutput(); err != nil {
+			appBin.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if appBin.err != nil {
+		t.Fatal(appBin.err)
 	}
-	bin := filepath.Join(t.TempDir(), "app")
-	out, err := exec.Command(goTool, "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
+	return appBin.path
 }
 
 // startApp starts one app process and returns its API base URL and its
