@@ -19,6 +19,9 @@ const (
 	// maxOps bounds the content-stream operators interpreted per document:
 	// forms drawn inside forms can multiply a small file's work.
 	maxOps = 20_000_000
+	// maxForms bounds the forms drawn per document; past it forms are
+	// skipped. Real documents draw a few per page (logos, headers).
+	maxForms = 5000
 	// maxGlyphs bounds the glyphs kept per page before layout.
 	maxGlyphs = 200_000
 	// maxCMapBytes bounds a font's ToUnicode map, which the PDF library
@@ -43,11 +46,12 @@ type budget struct {
 	streamLeft  int64
 	streamMax   int64
 	opsLeft     int
+	formsLeft   int
 	timeChecked int
 }
 
 func newBudget(ctx context.Context, timeout time.Duration, maxRead, maxStream int64) *budget {
-	return &budget{ctx: ctx, deadline: time.Now().Add(timeout), readLeft: maxRead, streamLeft: maxStream, streamMax: maxStream, opsLeft: maxOps}
+	return &budget{ctx: ctx, deadline: time.Now().Add(timeout), readLeft: maxRead, streamLeft: maxStream, streamMax: maxStream, opsLeft: maxOps, formsLeft: maxForms}
 }
 
 // check panics if the context is done or the time is up.

@@ -60,7 +60,7 @@ func (e *Extractor) pdfText(ctx context.Context, r io.ReaderAt, size int64, lim 
 			panic(budgetError{fmt.Sprintf("the PDF has more than %d pages", lim.pages)})
 		}
 		b.check()
-		t := pageText(node, res, b, fonts)
+		t := pageText(node, res, b, fonts, 2*(lim.text-out.Len())+1024)
 		if t != "" {
 			if out.Len() > 0 {
 				out.WriteString("\n\n")
@@ -75,8 +75,8 @@ func (e *Extractor) pdfText(ctx context.Context, r io.ReaderAt, size int64, lim 
 // pageText is the laid-out text of one page. A page the library cannot
 // read (an unknown filter, a broken stream) is skipped rather than failing
 // the document; running out of budget still ends it.
-func pageText(page, res pdf.Value, b *budget, fonts *fontCache) (text string) {
-	p := &pageReader{b: b, fonts: fonts}
+func pageText(page, res pdf.Value, b *budget, fonts *fontCache, textLeft int) (text string) {
+	p := &pageReader{b: b, fonts: fonts, textLeft: textLeft}
 	func() {
 		defer func() {
 			if r := recover(); r != nil {
@@ -108,7 +108,7 @@ func pdfError(ctx context.Context, p any) error {
 	case ctxError:
 		return fmt.Errorf("extract pdf text: %w", p.err)
 	case budgetError:
-		return &app.Error{Code: app.EINVALID, Message: p.what, Err: p}
+		return &app.Error{Code: app.EINVALID, Message: p.what}
 	}
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("extract pdf text: %w", err)

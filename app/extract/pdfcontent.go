@@ -44,7 +44,10 @@ type pageReader struct {
 	b      *budget
 	fonts  *fontCache
 	glyphs []glyph
-	full   bool // maxGlyphs reached
+	// textLeft is how many more bytes of glyph text are worth keeping: the
+	// text cap's worth, with room for what layout drops.
+	textLeft int
+	full     bool // maxGlyphs or textLeft reached
 }
 
 func (p *pageReader) run(content, resources pdf.Value, ctm matrix, depth int) {
@@ -160,7 +163,8 @@ func (p *pageReader) run(content, resources pdf.Value, ctm matrix, depth int) {
 				}
 			}
 		case "Do":
-			if len(args) == 1 && depth < maxFormDepth {
+			if len(args) == 1 && depth < maxFormDepth && p.b.formsLeft > 0 {
+				p.b.formsLeft--
 				n, _ := args[0].(name)
 				x := resources.Key("XObject").Key(string(n))
 				if x.Key("Subtype").Name() == "Form" {
@@ -205,7 +209,8 @@ func (p *pageReader) show(g *gstate, tm *matrix, s string) {
 		}
 		if text != "" {
 			p.glyphs = append(p.glyphs, glyph{x: trm[4], y: trm[5], w: adv, size: size, s: text})
-			if len(p.glyphs) >= maxGlyphs {
+			p.textLeft -= len(text)
+			if len(p.glyphs) >= maxGlyphs || p.textLeft < 0 {
 				p.full = true
 			}
 		}

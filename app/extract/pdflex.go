@@ -31,7 +31,7 @@ type lexer struct {
 	r *bufio.Reader
 }
 
-func newLexer(r io.Reader) *lexer { return &lexer{r: bufio.NewReaderSize(r, 32<<10)} }
+func newLexer(r io.Reader) *lexer { return &lexer{r: bufio.NewReaderSize(r, 8<<10)} }
 
 func isSpace(c byte) bool {
 	return c == ' ' || c == '\n' || c == '\r' || c == '\t' || c == '\f' || c == 0

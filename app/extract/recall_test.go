@@ -119,3 +119,5 @@ func TestGoldenTexts(t *testing.T) {
 		}
 	}
 }
+
+func readCorpus(name string) ([]byte, error) { return os.ReadFile(filepath.Join("testdata/pdf", name)) }
