@@ -18,12 +18,16 @@ const (
 	lineShift   = 0.5  // a baseline moved by more than this starts a new line
 	overlapBack = 0.5  // a glyph this far left of the previous one's end starts a new line
 	fakeBold    = 0.1  // the same glyph redrawn this close is one glyph
+	// A gap wider than this ends a line's segment: it may be the gutter
+	// between two columns drawn line by line across the page.
+	segmentGap = 1.0
 )
 
-// line is a run of glyphs on one baseline, in drawing order.
+// line is a run of glyphs on one baseline, in drawing order, without a
+// gap wide enough to be a gutter.
 type line struct {
-	y     float64
-	words []string
+	y, xmin, xmax float64
+	words         []string
 }
 
 // layout turns a page's glyphs, in the order the page draws them, into
@@ -31,8 +35,8 @@ type line struct {
 // hyphenated at line ends joined, and compatibility characters (ligatures
 // such as ﬁ, ﬂ; full-width forms) normalized by NFKC. Most producers draw
 // text in reading order (TeX, LibreOffice and Chromium draw a column after
-// the other), so drawing order is kept; lines on one baseline that a
-// producer drew in pieces are joined.
+// the other), so drawing order is kept, unless the page has two columns
+// drawn line by line across both (columns.go).
 func layout(gs []glyph) string {
 	if len(gs) == 0 {
 		return ""
@@ -56,11 +60,12 @@ func layout(gs []glyph) string {
 		if prev != nil && g.s == prev.s && math.Abs(g.x-prev.x) < fakeBold*size && math.Abs(g.y-prev.y) < fakeBold*size {
 			continue
 		}
-		newLine := prev == nil || math.Abs(g.y-prev.y) > lineShift*size || g.x < prev.x+prev.w-overlapBack*size
+		newLine := prev == nil || math.Abs(g.y-prev.y) > lineShift*size || g.x < prev.x+prev.w-overlapBack*size ||
+			g.x-(prev.x+prev.w) > segmentGap*size
 		switch {
 		case newLine:
 			flushWord()
-			lines = append(lines, line{y: g.y})
+			lines = append(lines, line{y: g.y, xmin: g.x, xmax: g.x})
 			cur = &lines[len(lines)-1]
 		case g.s == " " || g.x-(prev.x+prev.w) > wordGap*size:
 			flushWord()
@@ -81,10 +86,11 @@ func layout(gs []glyph) string {
 				}
 			}
 		}
+		cur.xmin, cur.xmax = min(cur.xmin, g.x, g.x+g.w), max(cur.xmax, g.x, g.x+g.w)
 		prev = g
 	}
 	flushWord()
-	return joinLines(lines)
+	return joinLines(columns(lines))
 }
 
 // joinLines writes lines one per line, joining a word hyphenated at a

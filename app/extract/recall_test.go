@@ -17,8 +17,13 @@ import (
 )
 
 // minRecall is the share of pdftotext's words extraction must find in
-// every PDF of the corpus (issue 13).
-const minRecall = 0.95
+// every PDF of the corpus (issue 13); minInOrder the share of pdftotext's
+// runs of four consecutive words it must find in the same order (reading
+// order, two columns included).
+const (
+	minRecall  = 0.95
+	minInOrder = 0.90
+)
 
 // corpus lists testdata/pdf's PDFs; each has its golden text beside it.
 func corpus(t testing.TB) []string {
@@ -63,13 +68,22 @@ func recall(got, want []string) (float64, []string) {
 	return float64(found) / float64(len(want)), missed
 }
 
+// runs returns the runs of n consecutive words.
+func runs(ws []string, n int) []string {
+	var out []string
+	for i := 0; i+n <= len(ws); i++ {
+		out = append(out, strings.Join(ws[i:i+n], " "))
+	}
+	return out
+}
+
 // TestRecall measures, per producer, the share of pdftotext's words (its
 // committed golden text) that extraction finds, and the share of
 // extraction's words that pdftotext has (precision: words run together or
 // split apart lower both).
 func TestRecall(t *testing.T) {
 	var table strings.Builder
-	fmt.Fprintf(&table, "\n| file | words | recall | precision |\n|---|---|---|---|\n")
+	fmt.Fprintf(&table, "\n| file | words | recall | precision | 4-word runs in order |\n|---|---|---|---|---|\n")
 	for _, f := range corpus(t) {
 		b, err := os.ReadFile(f)
 		if err != nil {
@@ -87,9 +101,13 @@ func TestRecall(t *testing.T) {
 		gw, ww := words(got), words(string(want))
 		r, missed := recall(gw, ww)
 		p, _ := recall(ww, gw)
-		fmt.Fprintf(&table, "| %s | %d | %.2f%% | %.2f%% |\n", filepath.Base(f), len(ww), 100*r, 100*p)
+		o, _ := recall(runs(gw, 4), runs(ww, 4))
+		fmt.Fprintf(&table, "| %s | %d | %.2f%% | %.2f%% | %.2f%% |\n", filepath.Base(f), len(ww), 100*r, 100*p, 100*o)
 		if r < minRecall {
 			t.Errorf("%s: recall %.4f < %.2f; first missed: %q", f, r, minRecall, missed[:min(len(missed), 20)])
+		}
+		if o < minInOrder {
+			t.Errorf("%s: %.4f of 4-word runs in order < %.2f", f, o, minInOrder)
 		}
 	}
 	t.Log(table.String())
