@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"runtime"
+	"runtime/metrics"
 	"time"
 )
 
@@ -16,6 +18,7 @@ const (
 	DefaultMaxReadBytes   = 512 << 20 // bytes read from the file, re-reads included
 	DefaultMaxStreamBytes = 256 << 20 // decompressed bytes of content streams and fonts' maps
 	DefaultTimeout        = 30 * time.Second
+	DefaultMaxMemory      = 512 << 20 // heap growth while reading one PDF
 	// maxOps bounds the content-stream operators interpreted per document:
 	// forms drawn inside forms can multiply a small file's work.
 	maxOps = 20_000_000
@@ -48,10 +51,32 @@ type budget struct {
 	opsLeft     int
 	formsLeft   int
 	timeChecked int
+	// memLimit is the heap size at which reading stops: the heap at the
+	// start plus the allowed growth. The library parses object streams and
+	// fonts' maps whole, and a compressed stream can expand a
+	// thousandfold; watching the heap is the one bound that covers it.
+	memLimit uint64
+	mem      []metrics.Sample
+	lastGC   time.Time
 }
 
-func newBudget(ctx context.Context, timeout time.Duration, maxRead, maxStream int64) *budget {
-	return &budget{ctx: ctx, deadline: time.Now().Add(timeout), readLeft: maxRead, streamLeft: maxStream, streamMax: maxStream, opsLeft: maxOps, formsLeft: maxForms}
+func newBudget(ctx context.Context, timeout time.Duration, maxRead, maxStream, maxMem int64) *budget {
+	b := &budget{ctx: ctx, deadline: time.Now().Add(timeout), readLeft: maxRead, streamLeft: maxStream, streamMax: maxStream,
+		opsLeft: maxOps, formsLeft: maxForms, mem: []metrics.Sample{{Name: heapMetric}}}
+	b.memLimit = b.heap() + uint64(maxMem)
+	return b
+}
+
+// heapMetric is the heap's live and not yet swept objects; reading it does
+// not stop the world, unlike runtime.ReadMemStats.
+const heapMetric = "/memory/classes/heap/objects:bytes"
+
+func (b *budget) heap() uint64 {
+	metrics.Read(b.mem)
+	if b.mem[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return b.mem[0].Value.Uint64()
 }
 
 // check panics if the context is done or the time is up.
@@ -61,6 +86,16 @@ func (b *budget) check() {
 	}
 	if time.Now().After(b.deadline) {
 		panic(budgetError{"the PDF took too long to read"})
+	}
+	// What looks like growth may be garbage: collect before deciding, but
+	// not at every check, or a heap that other work keeps large would
+	// have this collect without end.
+	if b.heap() > b.memLimit && time.Since(b.lastGC) > 100*time.Millisecond {
+		runtime.GC()
+		b.lastGC = time.Now()
+		if b.heap() > b.memLimit {
+			panic(budgetError{"the PDF needs too much memory to read"})
+		}
 	}
 }
 

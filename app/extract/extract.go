@@ -45,6 +45,9 @@ type Extractor struct {
 	// MaxStreamBytes caps the decompressed bytes of page content and font
 	// maps. If zero, DefaultMaxStreamBytes.
 	MaxStreamBytes int64
+	// MaxMemory caps the growth of the heap while one PDF is read. If
+	// zero, DefaultMaxMemory.
+	MaxMemory int64
 	// Timeout caps the time spent on one PDF. If zero, DefaultTimeout.
 	Timeout time.Duration
 }
@@ -78,6 +81,7 @@ func (e *Extractor) ExtractText(ctx context.Context, r io.ReaderAt, size int64, 
 			pages:     intOr(e.MaxPages, DefaultMaxPages),
 			readBytes: int64Or(e.MaxReadBytes, DefaultMaxReadBytes),
 			streamMax: int64Or(e.MaxStreamBytes, DefaultMaxStreamBytes),
+			memory:    int64Or(e.MaxMemory, DefaultMaxMemory),
 		})
 	default:
 		return "", app.Errorf(app.EUNSUPPORTED, "cannot extract text from %s", mediaType)

@@ -84,6 +84,8 @@ func TestHostile(t *testing.T) {
 			buildPDF(catalog, onePage, pageWith, textBomb, helv), "took too long", ""},
 		{"object stream that extends itself", &extract.Extractor{MaxReadBytes: 1 << 20},
 			buildObjStmLoop(), "read too much", ""},
+		{"object stream bomb", &extract.Extractor{MaxMemory: 8 << 20},
+			buildObjStmBomb(), "too much memory", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			start := time.Now()
@@ -128,6 +130,34 @@ func buildObjStmLoop() []byte {
 		1, byte(xrefOff >> 8), byte(xrefOff), 0, // 3: this stream
 	}
 	fmt.Fprintf(&b, "3 0 obj\n<< /Type /XRef /Size 4 /W [1 2 1] /Root 1 0 R /Length %d >>\nstream\n%s\nendstream\nendobj\n", len(rows), rows)
+	fmt.Fprintf(&b, "startxref\n%d\n%%%%EOF\n", xrefOff)
+	return b.Bytes()
+}
+
+// buildObjStmBomb makes a PDF whose catalog, in a compressed object
+// stream of a few KiB, is an array of a million numbers: the PDF library
+// parses it whole, into some 40 MiB.
+func buildObjStmBomb() []byte {
+	var data bytes.Buffer
+	data.WriteString("1 0\n[")
+	data.Write(bytes.Repeat([]byte("0 "), 1<<20))
+	data.WriteString("]")
+	var z bytes.Buffer
+	zw, _ := zlib.NewWriterLevel(&z, zlib.BestSpeed)
+	zw.Write(data.Bytes())
+	zw.Close()
+	var b bytes.Buffer
+	b.WriteString("%PDF-1.5\n")
+	off2 := b.Len()
+	fmt.Fprintf(&b, "2 0 obj\n<< /Type /ObjStm /N 1 /First 4 /Filter /FlateDecode /Length %d >>\nstream\n%s\nendstream\nendobj\n", z.Len(), z.Bytes())
+	xrefOff := b.Len()
+	rows := []byte{
+		0, 0, 0, 0, 0,
+		2, 0, 0, 2, 0,
+		1, byte(off2 >> 16), byte(off2 >> 8), byte(off2), 0,
+		1, byte(xrefOff >> 16), byte(xrefOff >> 8), byte(xrefOff), 0,
+	}
+	fmt.Fprintf(&b, "3 0 obj\n<< /Type /XRef /Size 4 /W [1 3 1] /Root 1 0 R /Length %d >>\nstream\n%s\nendstream\nendobj\n", len(rows), rows)
 	fmt.Fprintf(&b, "startxref\n%d\n%%%%EOF\n", xrefOff)
 	return b.Bytes()
 }

@@ -14,8 +14,8 @@ import (
 
 // pdfLimits are the bounds on one PDF, resolved from the Extractor's fields.
 type pdfLimits struct {
-	text, pages          int
-	readBytes, streamMax int64
+	text, pages                  int
+	readBytes, streamMax, memory int64
 }
 
 // pdfText extracts the text of a PDF page by page, laying each page's
@@ -23,7 +23,7 @@ type pdfLimits struct {
 // returns within the budget's time and memory: a bound crossed, or a panic
 // of the PDF library, is EINVALID with a message saying which.
 func (e *Extractor) pdfText(ctx context.Context, r io.ReaderAt, size int64, lim pdfLimits) (text string, err error) {
-	b := newBudget(ctx, durationOr(e.Timeout, DefaultTimeout), lim.readBytes, lim.streamMax)
+	b := newBudget(ctx, durationOr(e.Timeout, DefaultTimeout), lim.readBytes, lim.streamMax, lim.memory)
 	defer func() {
 		if p := recover(); p != nil {
 			text, err = "", pdfError(ctx, p)
