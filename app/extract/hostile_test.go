@@ -6,6 +6,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -135,12 +137,17 @@ func buildObjStmLoop() []byte {
 }
 
 // buildObjStmBomb makes a PDF whose catalog, in a compressed object
-// stream of a few KiB, is an array of a million numbers: the PDF library
-// parses it whole, into some 40 MiB.
+// stream, is an array of a million numbers: the PDF library parses it
+// whole, into some 40 MiB. The numbers are random so that the stream
+// stays a few MiB and the heap is checked many times while it is read.
 func buildObjStmBomb() []byte {
 	var data bytes.Buffer
 	data.WriteString("1 0\n[")
-	data.Write(bytes.Repeat([]byte("0 "), 1<<20))
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for range 1 << 20 {
+		data.WriteString(strconv.Itoa(rnd.IntN(1e6)))
+		data.WriteByte(' ')
+	}
 	data.WriteString("]")
 	var z bytes.Buffer
 	zw, _ := zlib.NewWriterLevel(&z, zlib.BestSpeed)
