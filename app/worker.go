@@ -491,13 +491,37 @@ func (w *Worker) indexDocument(ctx context.Context, id int64) error {
 	if ErrorCode(err) == ENOTFOUND {
 		return nil // the blob went with a delete that raced us
 	}
-	if err != nil {
-		return err
+	status, reason := textStatus(text, err)
+	if err != nil && status != TextFailed {
+		return err // transient: retried
 	}
+	// A file without text is still indexed, so that its name and type
+	// find it; the status tells the user why its words do not.
 	if err := w.Index.IndexDocument(ctx, d, text); err != nil {
 		return fmt.Errorf("index document %d: %w", id, err)
 	}
+	if err := w.Store.SetTextStatus(ctx, id, status, reason); err != nil && ErrorCode(err) != ENOTFOUND {
+		return fmt.Errorf("set text status of document %d: %w", id, err)
+	}
+	if status == TextFailed {
+		return err // the outbox logs it and settles the job for good
+	}
 	return nil
+}
+
+// textStatus is what a document's extraction gives the user to see
+// (Document.TextStatus, TextReason): failed for an error that retrying
+// cannot fix, no_text for a file without text, indexed otherwise.
+func textStatus(text string, err error) (status, reason string) {
+	switch {
+	case err != nil && permanent(err):
+		return TextFailed, ErrorMessage(err)
+	case err != nil:
+		return "", ""
+	case strings.TrimSpace(text) == "":
+		return TextNoText, "the file has no text to extract (a scanned image?)"
+	}
+	return TextIndexed, ""
 }
 
 // extract spools the document to a temp file, since extraction needs

@@ -1,5 +1,8 @@
-// Package extract implements app.TextExtractor for PDF (with
-// github.com/ledongthuc/pdf, pure Go), plain text and Markdown.
+// Package extract implements app.TextExtractor for PDF, plain text and
+// Markdown. PDFs are parsed by github.com/ledongthuc/pdf (pure Go); the
+// page content is interpreted here (pdfcontent.go) into positioned glyphs
+// and laid out into words and lines (layout.go), within bounds that hold
+// against hostile files (budget.go).
 package extract
 
 import (
@@ -8,9 +11,8 @@ import (
 	"io"
 	"mime"
 	"strings"
+	"time"
 	"unicode/utf8"
-
-	"github.com/ledongthuc/pdf"
 
 	"selfhost.dev/edgeapp/app"
 )
@@ -29,6 +31,25 @@ const DefaultMaxText = 1 << 20
 type Extractor struct {
 	// MaxText caps the extracted text in bytes. If zero, DefaultMaxText is used.
 	MaxText int
+
+	// The bounds on one PDF, which keep a hostile file (a decompression
+	// bomb, a loop of objects, a million pages) from taking more than a
+	// few seconds and a few MiB: crossing one fails the document with
+	// EINVALID saying which.
+	//
+	// MaxPages caps the pages read. If zero, DefaultMaxPages.
+	MaxPages int
+	// MaxReadBytes caps the bytes read from the file, counting re-reads.
+	// If zero, DefaultMaxReadBytes.
+	MaxReadBytes int64
+	// MaxStreamBytes caps the decompressed bytes of page content and font
+	// maps. If zero, DefaultMaxStreamBytes.
+	MaxStreamBytes int64
+	// MaxMemory caps the growth of the heap while one PDF is read. If
+	// zero, DefaultMaxMemory.
+	MaxMemory int64
+	// Timeout caps the time spent on one PDF. If zero, DefaultTimeout.
+	Timeout time.Duration
 }
 
 // New returns an Extractor with the default cap.
@@ -55,43 +76,16 @@ func (e *Extractor) ExtractText(ctx context.Context, r io.ReaderAt, size int64, 
 		}
 		return clean(string(b), limit), nil
 	case "application/pdf":
-		return pdfText(ctx, r, size, limit)
+		return e.pdfText(ctx, r, size, pdfLimits{
+			text:      limit,
+			pages:     intOr(e.MaxPages, DefaultMaxPages),
+			readBytes: int64Or(e.MaxReadBytes, DefaultMaxReadBytes),
+			streamMax: int64Or(e.MaxStreamBytes, DefaultMaxStreamBytes),
+			memory:    int64Or(e.MaxMemory, DefaultMaxMemory),
+		})
 	default:
 		return "", app.Errorf(app.EUNSUPPORTED, "cannot extract text from %s", mediaType)
 	}
-}
-
-// pdfText extracts the text of every page until limit bytes, turning the
-// panics the PDF reader raises on malformed files into EINVALID.
-func pdfText(ctx context.Context, r io.ReaderAt, size int64, limit int) (text string, err error) {
-	defer func() {
-		if p := recover(); p != nil {
-			text, err = "", &app.Error{Code: app.EINVALID, Message: "the PDF could not be read", Err: fmt.Errorf("pdf: %v", p)}
-		}
-	}()
-	rd, err := pdf.NewReader(r, size)
-	if err != nil {
-		return "", &app.Error{Code: app.EINVALID, Message: "the PDF could not be read", Err: err}
-	}
-	var b strings.Builder
-	for i := 1; i <= rd.NumPage() && b.Len() < limit; i++ {
-		if err := ctx.Err(); err != nil {
-			return "", fmt.Errorf("extract pdf text: %w", err)
-		}
-		page := rd.Page(i)
-		if page.V.IsNull() {
-			continue
-		}
-		t, err := page.GetPlainText(nil)
-		if err != nil {
-			return "", &app.Error{Code: app.EINVALID, Message: "the PDF could not be read", Err: fmt.Errorf("page %d: %w", i, err)}
-		}
-		if b.Len() > 0 && t != "" {
-			b.WriteByte('\n')
-		}
-		b.WriteString(t)
-	}
-	return clean(strings.TrimSpace(b.String()), limit), nil
 }
 
 // clean makes s valid UTF-8 without control characters other than tab and
@@ -119,6 +113,27 @@ func clean(s string, limit int) string {
 		}
 		return r
 	}, s)
+}
+
+func intOr(v, def int) int {
+	if v > 0 {
+		return v
+	}
+	return def
+}
+
+func int64Or(v, def int64) int64 {
+	if v > 0 {
+		return v
+	}
+	return def
+}
+
+func durationOr(v, def time.Duration) time.Duration {
+	if v > 0 {
+		return v
+	}
+	return def
 }
 
 var _ app.TextExtractor = (*Extractor)(nil)

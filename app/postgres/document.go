@@ -9,7 +9,7 @@ import (
 	"selfhost.dev/edgeapp/app"
 )
 
-const documentColumns = "id, filename, document_type, content_type, size, sha256, storage_path, created_at"
+const documentColumns = "id, filename, document_type, content_type, size, sha256, storage_path, created_at, text_status, text_reason"
 
 // CreateDocument inserts d, setting its ID and CreatedAt, and its jobs in
 // one transaction. Jobs whose payload has no document_id yet get the new
@@ -82,9 +82,12 @@ func (db *DB) DeleteDocument(ctx context.Context, id int64, jobs ...*app.Job) er
 
 func scanDocument(row pgx.Row) (*app.Document, error) {
 	d := new(app.Document)
-	err := row.Scan(&d.ID, &d.Filename, &d.DocumentType, &d.ContentType, &d.Size, &d.SHA256, &d.StoragePath, &d.CreatedAt)
+	err := row.Scan(&d.ID, &d.Filename, &d.DocumentType, &d.ContentType, &d.Size, &d.SHA256, &d.StoragePath, &d.CreatedAt, &d.TextStatus, &d.TextReason)
 	if err != nil {
 		return nil, err
+	}
+	if d.TextStatus == "" {
+		d.TextStatus = app.TextPending
 	}
 	d.CreatedAt = d.CreatedAt.UTC()
 	return d, nil

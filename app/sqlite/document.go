@@ -9,7 +9,7 @@ import (
 	"selfhost.dev/edgeapp/app"
 )
 
-const documentColumns = `id, filename, document_type, content_type, size, sha256, storage_path, created_at`
+const documentColumns = `id, filename, document_type, content_type, size, sha256, storage_path, created_at, text_status, text_reason`
 
 // CreateDocument stores d and jobs in one transaction, setting d.ID, and
 // d.CreatedAt if zero, and filling a zero document_id in the jobs' payloads.
@@ -103,8 +103,11 @@ type scanner interface{ Scan(dest ...any) error }
 func scanDocument(s scanner) (*app.Document, error) {
 	var d app.Document
 	var created int64
-	if err := s.Scan(&d.ID, &d.Filename, &d.DocumentType, &d.ContentType, &d.Size, &d.SHA256, &d.StoragePath, &created); err != nil {
+	if err := s.Scan(&d.ID, &d.Filename, &d.DocumentType, &d.ContentType, &d.Size, &d.SHA256, &d.StoragePath, &created, &d.TextStatus, &d.TextReason); err != nil {
 		return nil, err
+	}
+	if d.TextStatus == "" {
+		d.TextStatus = app.TextPending
 	}
 	d.CreatedAt = fromUnixNano(created)
 	return &d, nil

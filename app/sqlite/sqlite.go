@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"path"
 	"runtime"
 	"sort"
 	"strconv"
@@ -106,15 +107,29 @@ func (db *DB) migrate(ctx context.Context) error {
 		return err
 	}
 	sort.Strings(names)
+	// A migration's version is its file's number, not its place in the
+	// list: branches take numbers apart, and a gap must not shift them.
+	versions := make([]int, len(names))
+	for i, name := range names {
+		prefix, _, _ := strings.Cut(path.Base(name), "_")
+		v, err := strconv.Atoi(prefix)
+		if err != nil || v <= 0 || i > 0 && v == versions[i-1] {
+			return fmt.Errorf("migration %s: the name must be NNNN_name.sql with a number of its own", name)
+		}
+		versions[i] = v
+	}
 	return db.tx(ctx, func(tx *sql.Tx) error {
 		var current int
 		if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM schema_version`).Scan(&current); err != nil {
 			return fmt.Errorf("read schema version: %w", err)
 		}
-		if current > len(names) {
-			return fmt.Errorf("schema version %d is newer than this program's %d", current, len(names))
+		if newest := versions[len(versions)-1]; current > newest {
+			return fmt.Errorf("schema version %d is newer than this program's %d", current, newest)
 		}
-		for i, name := range names[current:] {
+		for i, name := range names {
+			if versions[i] <= current {
+				continue
+			}
 			b, err := migrations.ReadFile(name)
 			if err != nil {
 				return err
@@ -122,7 +137,7 @@ func (db *DB) migrate(ctx context.Context) error {
 			if _, err := tx.ExecContext(ctx, string(b)); err != nil {
 				return fmt.Errorf("migrate %s: %w", name, err)
 			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO schema_version (version) VALUES (?)`, current+i+1); err != nil {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO schema_version (version) VALUES (?)`, versions[i]); err != nil {
 				return fmt.Errorf("migrate %s: %w", name, err)
 			}
 		}

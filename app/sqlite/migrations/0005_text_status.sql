@@ -1,0 +1,6 @@
+-- The state of each document's text (app.Document.TextStatus): '' until the
+-- outbox extracts it (read as pending), then indexed, no_text or failed with
+-- a reason. Documents stored before this migration are unknown.
+ALTER TABLE documents ADD COLUMN text_status TEXT NOT NULL DEFAULT '';
+ALTER TABLE documents ADD COLUMN text_reason TEXT NOT NULL DEFAULT '';
+UPDATE documents SET text_status = 'unknown';
