@@ -252,7 +252,7 @@
     if (res.total === 0) {
       showInfo(searchOut, "No documents" + where + " match “" + res.query + "”.");
     } else {
-      showInfo(searchOut, res.total + " document" + (res.total === 1 ? "" : "s") + where + " match “" + res.query + "”" +
+      showInfo(searchOut, res.total + (res.total === 1 ? " document" + where + " matches" : " documents" + where + " match") + " “" + res.query + "”" +
         (res.total > items.length ? ", showing " + (offset + 1) + "–" + (offset + items.length) : "") +
         " (" + res.processing_time_ms + " ms). Click a name to download it.");
     }
