@@ -43,7 +43,9 @@ type cdpError struct {
 	Data    string `json:"data,omitempty"`
 }
 
-func (e *cdpError) Error() string { return fmt.Sprintf("cdp error %d: %s %s", e.Code, e.Message, e.Data) }
+func (e *cdpError) Error() string {
+	return fmt.Sprintf("cdp error %d: %s %s", e.Code, e.Message, e.Data)
+}
 
 // browser is a running Chromium and the websocket to it.
 type browser struct {

@@ -74,6 +74,7 @@ func TestBrowserUI(t *testing.T) {
 		if !strings.Contains(got, "email: must be a valid email address") {
 			t.Errorf("a bad email shows %q, want the field's problem", got)
 		}
+		shot("contact-invalid")
 		p.fill("#email", "ada@example.com")
 		p.click("#contact-button")
 		p.waitText("#contact-result", "Thank you: message #")
@@ -172,6 +173,9 @@ func TestBrowserUI(t *testing.T) {
 		if res.Items != 1 || res.Name != "quarterly-report.pdf" || !strings.EqualFold(res.Mark, word) || res.Type != "report" {
 			t.Errorf("results: %+v; want one quarterly-report.pdf of type report with %q marked", res, word)
 		}
+		if p.visible("#pager") {
+			t.Errorf("the pager shows for a single result")
+		}
 		shot("search")
 
 		p.fill("#filter", "invoice")
@@ -239,7 +243,20 @@ func TestBrowserUI(t *testing.T) {
 		if got := p.waitText("#upload-result", "Error 401"); !strings.Contains(got, "invalid API key") {
 			t.Errorf("upload with a wrong key shows %q", got)
 		}
+		if p.visible("#upload-progress") {
+			t.Errorf("the progress bar still shows next to a refused upload")
+		}
 		shot("bad-key")
+	})
+
+	t.Run("a phone-sized window", func(t *testing.T) {
+		p.call("Emulation.setDeviceMetricsOverride", map[string]any{"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": true}, nil)
+		var overflow bool
+		p.eval(`document.documentElement.scrollWidth > document.documentElement.clientWidth`, &overflow)
+		if overflow {
+			t.Errorf("the page scrolls sideways at 390 px")
+		}
+		shot("phone")
 	})
 
 	for _, pr := range problems() {
@@ -250,6 +267,14 @@ func TestBrowserUI(t *testing.T) {
 		}
 		t.Errorf("browser console: %s", pr)
 	}
+}
+
+// visible says whether selector is rendered.
+func (p *page) visible(selector string) bool {
+	p.t.Helper()
+	var v bool
+	p.eval(fmt.Sprintf(`getComputedStyle(document.querySelector(%q)).display !== "none"`, selector), &v)
+	return v
 }
 
 // class returns the element's class attribute.

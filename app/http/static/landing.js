@@ -157,11 +157,18 @@
           " (" + d.document_type + ", " + formatSize(d.size) + "). It is searchable in a moment, once its text is indexed."));
         $("file").value = "";
       } else {
+        // The bytes may all have gone out, but nothing was kept: a full
+        // bar next to the refusal would say otherwise.
+        bar.hidden = true;
+        percent.textContent = "";
         showError(uploadOut, apiError(xhr.status, xhr.statusText, xhr.responseText));
       }
     });
-    xhr.addEventListener("error", () => { done(); showError(uploadOut, "Upload failed: the connection was lost or refused."); });
-    xhr.addEventListener("abort", () => { done(); showInfo(uploadOut, "Upload cancelled."); });
+    xhr.addEventListener("error", () => {
+      done(); bar.hidden = true; percent.textContent = "";
+      showError(uploadOut, "Upload failed: the connection was lost or refused.");
+    });
+    xhr.addEventListener("abort", () => { done(); bar.hidden = true; percent.textContent = ""; showInfo(uploadOut, "Upload cancelled."); });
 
     setProgress(0);
     bar.hidden = false;
