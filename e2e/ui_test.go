@@ -267,6 +267,28 @@ func TestBrowserUI(t *testing.T) {
 		}
 		t.Errorf("browser console: %s", pr)
 	}
+
+	t.Run("the CSP stops injected inline code, and the console shows it", func(t *testing.T) {
+		// Proves both that the page's CSP holds in a real browser and that
+		// the console watch above would have seen a violation.
+		var ran bool
+		p.eval(`(() => { const s = document.createElement("script"); s.textContent = "window.injected = true";
+			document.body.appendChild(s); return window.injected === true; })()`, &ran)
+		if ran {
+			t.Errorf("an inline script ran despite the CSP")
+		}
+		stop := time.Now().Add(10 * time.Second)
+		for {
+			seen := strings.Join(problems(), "\n")
+			if strings.Contains(seen, "Content Security Policy") {
+				break
+			}
+			if time.Now().After(stop) {
+				t.Fatalf("no CSP violation in the console after an inline script; saw %q", seen)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
 }
 
 // visible says whether selector is rendered.
