@@ -225,6 +225,23 @@ func TestBrowserUI(t *testing.T) {
 		}
 	})
 
+	t.Run("a refused file type and a bad document type are explained", func(t *testing.T) {
+		png := filepath.Join(t.TempDir(), "picture.png")
+		if err := os.WriteFile(png, append([]byte("\x89PNG\r\n\x1a\n"), make([]byte, 64)...), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		p.fill("#doctype", "report")
+		p.setFiles("#file", png)
+		p.click("#upload-button")
+		if got := p.waitText("#upload-result", "Error 415"); !strings.Contains(got, "image/png") {
+			t.Errorf("a PNG upload shows %q, want the API's 415 naming the type", got)
+		}
+		p.fill("#doctype", "bad type!")
+		p.setFiles("#file", pdfPath)
+		p.click("#upload-button")
+		p.waitText("#upload-result", "A document type is letters, digits, _ - . only")
+	})
+
 	t.Run("a wrong key shows the API's error", func(t *testing.T) {
 		p.fill("#key", "wrong-key")
 		p.click("#search-button")
@@ -262,7 +279,7 @@ func TestBrowserUI(t *testing.T) {
 	for _, pr := range problems() {
 		// The refusals this test provoked are logged by the browser as
 		// failed loads; anything else (a CSP violation, a script error) is a bug.
-		if strings.Contains(pr, "status of 401") || strings.Contains(pr, "status of 422") {
+		if strings.Contains(pr, "status of 401") || strings.Contains(pr, "status of 415") || strings.Contains(pr, "status of 422") {
 			continue
 		}
 		t.Errorf("browser console: %s", pr)
