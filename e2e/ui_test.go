@@ -153,6 +153,25 @@ func TestBrowserUI(t *testing.T) {
 		}
 	})
 
+	t.Run("cancel stops an upload in flight", func(t *testing.T) {
+		big := bytes.Repeat([]byte("cancelled upload line, never stored\n"), 600*1024/36)
+		bigPath := filepath.Join(t.TempDir(), "cancelled.txt")
+		if err := os.WriteFile(bigPath, big, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		p.call("Network.emulateNetworkConditions", map[string]any{"offline": false, "latency": 0, "downloadThroughput": -1, "uploadThroughput": 64 * 1024}, nil)
+		defer p.call("Network.emulateNetworkConditions", map[string]any{"offline": false, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1}, nil)
+		p.fill("#doctype", "notes")
+		p.setFiles("#file", bigPath)
+		p.click("#upload-button")
+		p.waitText("#upload-result", "Uploading cancelled.txt")
+		p.click("#upload-cancel")
+		p.waitText("#upload-result", "Upload cancelled.")
+		if p.visible("#upload-progress") || p.visible("#upload-cancel") {
+			t.Errorf("the progress bar or the cancel button still shows after cancelling")
+		}
+	})
+
 	// Text is indexed by the app's outbox a moment after the upload.
 	waitSearchable(t, base, key, word)
 
