@@ -6,10 +6,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -211,12 +214,43 @@ func TestBrowserUI(t *testing.T) {
 		p.waitText("#search-status", "1 document matches")
 	})
 
+	t.Run("more than a page of results: Next and Previous", func(t *testing.T) {
+		// 12 text documents sharing a word, uploaded through the API.
+		for i := range 12 {
+			uploadText(t, base, key, fmt.Sprintf("page-%02d.txt", i), "pagination marmalade number "+strconv.Itoa(i))
+		}
+		waitFor(t, "12 documents searchable", func() (bool, string) {
+			n := searchTotal(t, base, key, "marmalade")
+			return n == 12, fmt.Sprintf("total %d", n)
+		})
+		p.fill("#q", "marmalade")
+		p.fill("#filter", "")
+		p.click("#search-button")
+		p.waitText("#search-status", "12 documents match “marmalade”, showing 1–10")
+		if !p.visible("#pager") {
+			t.Fatalf("no pager for 12 results")
+		}
+		p.click("#next")
+		p.waitText("#search-status", "showing 11–12")
+		var n int
+		p.eval(`document.querySelectorAll("#search-results li").length`, &n)
+		if n != 2 {
+			t.Errorf("page 2 lists %d results, want 2", n)
+		}
+		shot("search-page2")
+		p.click("#prev")
+		p.waitText("#search-status", "showing 1–10")
+	})
+
 	t.Run("the download link saves the same bytes", func(t *testing.T) {
 		dir := t.TempDir()
 		done := b.subscribe("Browser.downloadProgress")
 		if err := b.call("", "Browser.setDownloadBehavior", map[string]any{"behavior": "allow", "downloadPath": dir, "eventsEnabled": true}, nil); err != nil {
 			t.Fatal(err)
 		}
+		p.fill("#q", word)
+		p.click("#search-button")
+		p.waitText("#search-status", "1 document matches")
 		p.click("#search-results a.download")
 		stop := time.After(deadline)
 	wait:
@@ -416,15 +450,37 @@ routes:
 func waitSearchable(t *testing.T, base, key, word string) {
 	t.Helper()
 	waitFor(t, word+" searchable", func() (bool, string) {
-		req, _ := http.NewRequest(http.MethodGet, base+"/documents/search?q="+url.QueryEscape(word), nil)
-		req.Header.Set("X-API-Key", key)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return false, err.Error()
-		}
-		defer resp.Body.Close()
-		var r struct{ Total int }
-		json.NewDecoder(resp.Body).Decode(&r)
-		return r.Total > 0, fmt.Sprintf("%s, total %d", resp.Status, r.Total)
+		n := searchTotal(t, base, key, word)
+		return n > 0, fmt.Sprintf("total %d", n)
 	})
+}
+
+// searchTotal asks the API how many documents match q.
+func searchTotal(t *testing.T, base, key, q string) int {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, base+"/documents/search?q="+url.QueryEscape(q), nil)
+	req.Header.Set("X-API-Key", key)
+	resp := do(t, req)
+	var r struct{ Total int }
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&r) != nil {
+		t.Fatalf("search %q: %s", q, resp.Status)
+	}
+	return r.Total
+}
+
+// uploadText uploads a text document through the API, as curl -F does.
+func uploadText(t *testing.T, base, key, name, text string) {
+	t.Helper()
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	mw.WriteField("document_type", "notes")
+	fw, _ := mw.CreateFormFile("file", name)
+	io.WriteString(fw, text)
+	mw.Close()
+	req, _ := http.NewRequest(http.MethodPost, base+"/documents/upload", &body)
+	req.Header.Set("Content-Type", mw.FormDataContentType())
+	req.Header.Set("X-API-Key", key)
+	if resp := do(t, req); resp.StatusCode != http.StatusCreated {
+		t.Fatalf("upload %s: %s %s", name, resp.Status, readBody(t, resp))
+	}
 }
