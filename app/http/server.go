@@ -48,6 +48,8 @@ func (s *Server) Handler() http.Handler {
 	s.once.Do(func() {
 		mux := http.NewServeMux()
 		mux.HandleFunc("GET /{$}", s.handleLanding)
+		mux.HandleFunc("GET /favicon.ico", s.handleFavicon)
+		mux.HandleFunc("GET /static/{name}", s.handleStatic)
 		mux.HandleFunc("GET /health", s.handleHealth)
 		mux.HandleFunc("GET /health/ready", s.handleReady)
 		mux.HandleFunc("POST /contact", s.requireKey(s.handleContact))
