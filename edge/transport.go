@@ -38,8 +38,8 @@ const fastHTTP1Env = "EDGE_FAST_HTTP1"
 const maxResponseHeaderBytes = 10 << 20
 
 // max1xxResponses bounds the informational responses read before the real
-// one.
-const max1xxResponses = 16
+// one, as http.Transport does (5).
+const max1xxResponses = 5
 
 // idleConnTimeout is how long an idle upstream connection is kept, as the
 // http.Transport's IdleConnTimeout.
@@ -198,11 +198,13 @@ func (t *fastTransport) get(ctx context.Context, host string, fresh bool) (fc *f
 		fc = s[len(s)-1]
 		s[len(s)-1] = nil
 		t.idle[host] = s[:len(s)-1]
-		if now.Sub(fc.idleAt) < idleConnTimeout {
-			t.mu.Unlock()
+		t.mu.Unlock()
+		// Handed out only if provably clean now: bytes or a close that
+		// arrived while it was idle mean the upstream is out of step with
+		// it (see idleClean); the request goes on another connection.
+		if now.Sub(fc.idleAt) < idleConnTimeout && fc.br.Buffered() == 0 && idleClean(fc.conn) {
 			return fc, true, nil
 		}
-		t.mu.Unlock()
 		fc.conn.Close()
 		t.mu.Lock()
 	}
