@@ -114,6 +114,7 @@ type fastConn struct {
 	t        *fastTransport
 	key      string
 	conn     net.Conn
+	peeker   *socketPeeker // proves the connection clean before reuse
 	cr       connReader
 	br       *bufio.Reader
 	bw       *bufio.Writer
@@ -201,8 +202,8 @@ func (t *fastTransport) get(ctx context.Context, host string, fresh bool) (fc *f
 		t.mu.Unlock()
 		// Handed out only if provably clean now: bytes or a close that
 		// arrived while it was idle mean the upstream is out of step with
-		// it (see idleClean); the request goes on another connection.
-		if now.Sub(fc.idleAt) < idleConnTimeout && fc.br.Buffered() == 0 && idleClean(fc.conn) {
+		// it (see socketPeeker); the request goes on another connection.
+		if now.Sub(fc.idleAt) < idleConnTimeout && fc.br.Buffered() == 0 && fc.peeker.idleClean() {
 			return fc, true, nil
 		}
 		fc.conn.Close()
@@ -217,7 +218,7 @@ func (t *fastTransport) get(ctx context.Context, host string, fresh bool) (fc *f
 	if err != nil {
 		return nil, false, fmt.Errorf("dial upstream: %w", err)
 	}
-	fc = &fastConn{t: t, key: host, conn: c, cr: connReader{c: c, limit: -1}}
+	fc = &fastConn{t: t, key: host, conn: c, peeker: newSocketPeeker(c), cr: connReader{c: c, limit: -1}}
 	fc.br = bufio.NewReaderSize(&fc.cr, 16<<10)
 	fc.bw = bufio.NewWriterSize(c, 4<<10)
 	return fc, false, nil

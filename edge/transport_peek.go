@@ -7,7 +7,7 @@ import (
 	"syscall"
 )
 
-// idleClean reports whether nothing at all is waiting on an idle upstream
+// socketPeeker tells whether anything at all is waiting on an idle upstream
 // connection: no byte and no end of stream. It peeks at the socket without
 // blocking (recv with MSG_PEEK|MSG_DONTWAIT, one syscall), so it sees what
 // bufio cannot: bytes the upstream wrote after the end of the last
@@ -15,26 +15,47 @@ import (
 // answer to an earlier request) still in the kernel's buffer. Such a
 // connection is desynchronized: the next request on it would read those
 // bytes as its own response (another client's, possibly another route's).
-// Anything other than "would block" counts as not clean.
-func idleClean(c net.Conn) bool {
+// One is made per connection, so that a peek allocates nothing.
+type socketPeeker struct {
+	rc    syscall.RawConn
+	fn    func(fd uintptr) bool // p.peekFD, bound once
+	buf   [1]byte
+	clean bool
+}
+
+// newSocketPeeker returns the peeker of c, or nil if c has no socket (no
+// connection without one is ever proven clean).
+func newSocketPeeker(c net.Conn) *socketPeeker {
 	sc, ok := c.(syscall.Conn)
 	if !ok {
-		return false
+		return nil
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
-		return false
+		return nil
 	}
-	var (
-		buf  [1]byte
-		perr error
-	)
-	err = rc.Read(func(fd uintptr) bool {
-		_, _, perr = syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		return true // never wait for readiness: a peek that would block is the answer
-	})
+	p := &socketPeeker{rc: rc}
+	p.fn = p.peekFD
+	return p
+}
+
+func (p *socketPeeker) peekFD(fd uintptr) bool {
+	_, _, err := syscall.Recvfrom(int(fd), p.buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 	// Only "would block" is clean: a byte (no error) is a stray response,
 	// zero bytes without error is the upstream's close, any other error a
 	// broken connection.
-	return err == nil && (perr == syscall.EAGAIN || perr == syscall.EWOULDBLOCK)
+	p.clean = err == syscall.EAGAIN || err == syscall.EWOULDBLOCK
+	return true // never wait for readiness: a peek that would block is the answer
+}
+
+// idleClean reports whether nothing is waiting on the connection.
+func (p *socketPeeker) idleClean() bool {
+	if p == nil {
+		return false
+	}
+	p.clean = false
+	if err := p.rc.Read(p.fn); err != nil {
+		return false
+	}
+	return p.clean
 }
