@@ -764,3 +764,28 @@ func lines(head string) string {
 	})
 	return ls[0] + "\n" + strings.Join(hdr, "\n")
 }
+
+// An idle connection on which the upstream wrote after the end of the
+// last response (here, late) is closed at reuse, and the request goes on a
+// new connection, unharmed: the peek sees what bufio cannot.
+func TestFastPeekRefusesDirtyIdle(t *testing.T) {
+	up := newHostileUpstream(t)
+	up.set(hostileCase{resp: "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nadmin", late: smuggled})
+	ft := testFast(8, time.Minute)
+	if _, body := fetch(t, ft, "GET", up.url()+"/admin"); body != "admin" {
+		t.Fatalf("first: %q", body)
+	}
+	time.Sleep(100 * time.Millisecond) // the late response is in the socket, not in bufio
+	ft.mu.Lock()
+	idle := ft.idle[strings.TrimPrefix(up.url(), "http://")]
+	ft.mu.Unlock()
+	if len(idle) != 1 || idle[0].br.Buffered() != 0 {
+		t.Fatalf("want one idle connection with nothing buffered, got %d", len(idle))
+	}
+	if _, body := fetch(t, ft, "GET", up.url()+"/pub?m=1"); body != "own:1" {
+		t.Fatalf("the next request got %q", body)
+	}
+	if n := ft.idleCount(); n != 1 {
+		t.Errorf("%d idle connections, want 1 (the dirty one closed, the new one kept)", n)
+	}
+}
