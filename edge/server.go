@@ -327,7 +327,7 @@ func (s *Server) serve(t *table, ex *exchange, r *http.Request, hasPath bool) {
 		r.URL.RawPath = clean
 		r.URL.Path = unescapePath(clean)
 	}
-	filterUpgrade(r.Header)
+	filterUpgrade(r)
 	if !t.cfg.UnderscoresInHeaders {
 		dropUnderscoreHeaders(r.Header)
 	}

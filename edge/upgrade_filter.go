@@ -25,14 +25,17 @@ var websocketUpgrade = []string{"websocket"}
 // websocket: it never becomes a tunnel.
 var errNotWebsocket = errors.New("upstream switched to a protocol other than websocket")
 
-// filterUpgrade rewrites h, an incoming request's header, so that the only
-// upgrade it asks for is websocket.
-func filterUpgrade(h http.Header) {
+// filterUpgrade rewrites the header of r, an incoming request, so that the
+// only upgrade it asks for is websocket, on a GET (RFC 6455) from an
+// HTTP/1.1 client: a server must ignore Upgrade in an HTTP/1.0 request and
+// may not send it a 1xx (RFC 9110 §7.8, §15.2).
+func filterUpgrade(r *http.Request) {
+	h := r.Header
 	up, ok := h["Upgrade"]
 	if !ok {
 		return
 	}
-	if hasToken(up, "websocket") {
+	if r.Method == http.MethodGet && r.ProtoAtLeast(1, 1) && hasToken(up, "websocket") {
 		h["Upgrade"] = websocketUpgrade
 		return
 	}

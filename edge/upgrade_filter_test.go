@@ -163,6 +163,18 @@ func runUpgrade(t *testing.T) {
 		}
 	}
 
+	// Only a GET from an HTTP/1.1 client upgrades.
+	for _, req := range []string{
+		"GET /pub/ws HTTP/1.0\r\nHost: a.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+		"POST /pub/ws HTTP/1.1\r\nHost: a.test\r\nContent-Length: 0\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+	} {
+		res, _, _ := rawExchange(t, e.addr, req)
+		b, _ := io.ReadAll(res.Body)
+		if res.StatusCode != http.StatusOK || string(b) != "plain" {
+			t.Errorf("%q: %d %q, want 200 plain", req, res.StatusCode, b)
+		}
+	}
+
 	// A 101 the edge did not ask for, or to another protocol than the
 	// websocket asked, never becomes a tunnel.
 	for _, tc := range []struct{ path, head string }{
@@ -230,7 +242,7 @@ func TestFilterUpgrade(t *testing.T) {
 		{http.Header{"Connection": {"keep-alive"}}, http.Header{"Connection": {"keep-alive"}}},
 	} {
 		got := tc.in.Clone()
-		filterUpgrade(got)
+		filterUpgrade(&http.Request{Method: http.MethodGet, ProtoMajor: 1, ProtoMinor: 1, Header: got})
 		if len(got) != len(tc.want) {
 			t.Errorf("filterUpgrade(%v) = %v, want %v", tc.in, got, tc.want)
 			continue
