@@ -87,10 +87,9 @@ var hostileCases = []hostileCase{
 // hostileUpstream answers /pub?m=X with its own marker "own:X" and the
 // admin's request with the current case's bytes.
 type hostileUpstream struct {
-	l     net.Listener
-	mu    sync.Mutex
-	c     hostileCase
-	conns sync.WaitGroup
+	l  net.Listener
+	mu sync.Mutex
+	c  hostileCase
 }
 
 func newHostileUpstream(t *testing.T) *hostileUpstream {
