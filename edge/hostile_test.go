@@ -87,9 +87,10 @@ var hostileCases = []hostileCase{
 // hostileUpstream answers /pub?m=X with its own marker "own:X" and the
 // admin's request with the current case's bytes.
 type hostileUpstream struct {
-	l  net.Listener
-	mu sync.Mutex
-	c  hostileCase
+	l    net.Listener
+	mu   sync.Mutex
+	c    hostileCase
+	late chan struct{} // a late write is done
 }
 
 func newHostileUpstream(t *testing.T) *hostileUpstream {
@@ -98,7 +99,7 @@ func newHostileUpstream(t *testing.T) *hostileUpstream {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u := &hostileUpstream{l: l}
+	u := &hostileUpstream{l: l, late: make(chan struct{}, 16)}
 	go u.serve()
 	t.Cleanup(func() { l.Close() })
 	return u
@@ -110,6 +111,18 @@ func (u *hostileUpstream) set(c hostileCase) {
 	u.mu.Lock()
 	u.c = c
 	u.mu.Unlock()
+}
+
+// waitLate waits until the upstream has written its late bytes onto the
+// idle connection, and lets loopback deliver them.
+func (u *hostileUpstream) waitLate(t *testing.T) {
+	t.Helper()
+	select {
+	case <-u.late:
+		time.Sleep(10 * time.Millisecond)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the upstream never wrote its late bytes")
+	}
 }
 
 func (u *hostileUpstream) serve() {
@@ -153,6 +166,7 @@ func (u *hostileUpstream) conn(c net.Conn) {
 				go func() {
 					time.Sleep(30 * time.Millisecond)
 					_, _ = io.WriteString(c, hc.late)
+					u.late <- struct{}{}
 				}()
 			}
 			continue
@@ -206,7 +220,7 @@ func runHostile(t *testing.T, strict bool) {
 					res.Body.Close()
 				}
 				if hc.late != "" {
-					time.Sleep(100 * time.Millisecond) // the late bytes are in
+					up.waitLate(t)
 				}
 				for j := range 2 {
 					m := fmt.Sprintf("c%d-r%d-%d", i, round, j)

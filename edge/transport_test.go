@@ -175,7 +175,7 @@ func TestFastServerClosedIdle(t *testing.T) {
 		t.Errorf("%d connections, want 2", n)
 	}
 	up.CloseClientConnections()
-	time.Sleep(20 * time.Millisecond) // the FIN crosses loopback
+	waitPeekDirty(t, ft) // the FIN has crossed loopback
 	if _, body := fetch(t, ft, "POST", up.URL); body != "ok" {
 		t.Errorf("POST after the upstream closed the idle connection: %q", body)
 	}
@@ -775,7 +775,7 @@ func TestFastPeekRefusesDirtyIdle(t *testing.T) {
 	if _, body := fetch(t, ft, "GET", up.url()+"/admin"); body != "admin" {
 		t.Fatalf("first: %q", body)
 	}
-	time.Sleep(100 * time.Millisecond) // the late response is in the socket, not in bufio
+	up.waitLate(t) // the late response is in the socket, not in bufio
 	ft.mu.Lock()
 	idle := ft.idle[strings.TrimPrefix(up.url(), "http://")]
 	ft.mu.Unlock()
@@ -788,4 +788,24 @@ func TestFastPeekRefusesDirtyIdle(t *testing.T) {
 	if n := ft.idleCount(); n != 1 {
 		t.Errorf("%d idle connections, want 1 (the dirty one closed, the new one kept)", n)
 	}
+}
+
+// waitPeekDirty waits until the peek of ft's idle connection sees what the
+// upstream did to it (a close, a stray byte). The peek consumes nothing.
+func waitPeekDirty(t *testing.T, ft *fastTransport) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		ft.mu.Lock()
+		dirty := false
+		for _, s := range ft.idle {
+			for _, fc := range s {
+				dirty = dirty || !fc.peeker.idleClean()
+			}
+		}
+		ft.mu.Unlock()
+		if dirty {
+			return
+		}
+	}
+	t.Fatal("the idle connection never looked closed")
 }
