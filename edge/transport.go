@@ -27,6 +27,18 @@ import (
 // request, read the response, hand the connection back to a LIFO idle pool
 // once the body is consumed. Everything else (request bodies, upgrades,
 // https) stays with the tuned http.Transport it is registered in.
+//
+// A pooled connection must never carry bytes of one response into the next
+// request: that request may be another client's, on another route of the
+// same upstream. So a connection goes back to the pool only when its
+// response was framed exactly (Content-Length read to the byte, chunked to
+// the terminal chunk and trailers, bodiless HEAD/204/304, nothing left in
+// its buffer; close-delimited, Connection: close, HTTP/1.0 without
+// keep-alive, unasked 101, early close and errors close it), and it is
+// handed out again only if a peek of its socket finds nothing pending
+// (transport_peek.go): bytes a large read left in the kernel, or a late
+// answer written while it was idle, close it and the request goes on
+// another connection.
 
 // fastHTTP1Env names the environment variable that turns the fast path off
 // ("off", "0" or "false"), for side-by-side measurements and as an escape
