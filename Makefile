@@ -52,7 +52,7 @@ gobench: ## Go micro-benchmarks (go test -bench) of the edge and the app.
 fuzz: ## Fuzz path normalization, config loading and upstream responses on the fast path for a minute each.
 	$(GO) test -run '^$$' -fuzz FuzzNormalizePath -fuzztime 60s ./edge/
 	$(GO) test -run '^$$' -fuzz FuzzLoadConfig -fuzztime 60s ./edge/
-	$(GO) test -run '^$$' -fuzz FuzzFastUpstreamResponse -fuzztime 60s ./edge/
+	$(GO) test -run '^$$' -fuzz FuzzFastUpstreamResponse -fuzztime 60s -fuzzminimizetime 5s ./edge/
 
 .PHONY: lint
 lint: ## gofmt, go vet and staticcheck (pinned).
