@@ -49,9 +49,10 @@ gobench: ## Go micro-benchmarks (go test -bench) of the edge and the app.
 	$(GO) test -run '^$$' -bench . -benchmem ./edge/ ./app/...
 
 .PHONY: fuzz
-fuzz: ## Fuzz path normalization and config loading for a minute each.
+fuzz: ## Fuzz path normalization, config loading and upstream responses on the fast path for a minute each.
 	$(GO) test -run '^$$' -fuzz FuzzNormalizePath -fuzztime 60s ./edge/
 	$(GO) test -run '^$$' -fuzz FuzzLoadConfig -fuzztime 60s ./edge/
+	$(GO) test -run '^$$' -fuzz FuzzFastUpstreamResponse -fuzztime 60s -fuzzminimizetime 5s ./edge/
 
 .PHONY: lint
 lint: ## gofmt, go vet and staticcheck (pinned).

@@ -240,6 +240,8 @@ type recorder struct {
 	wroteHeader bool
 	clientGone  bool         // set by the proxy's error handler: log 499
 	body        *limitedBody // the request body, for the error handler
+	http10      bool         // the client speaks HTTP/1.0: no 1xx (RFC 9110 §15.2)
+	tunnel      *tunnelConn  // the hijacked connection of a websocket (tunnel.go)
 }
 
 var _ http.ResponseWriter = (*recorder)(nil)
@@ -248,7 +250,11 @@ func (r *recorder) Header() http.Header { return r.w.Header() }
 
 func (r *recorder) WriteHeader(code int) {
 	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
-		r.w.WriteHeader(code) // informational: the real status is still to come
+		// Informational: the real status is still to come. An HTTP/1.0
+		// client would take it for the final response.
+		if !r.http10 {
+			r.w.WriteHeader(code)
+		}
 		return
 	}
 	if !r.wroteHeader {

@@ -295,3 +295,32 @@ func BenchmarkAccessLog(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkIdleClean is the peek that guards every reuse of a fast-path
+// upstream connection (one recv(MSG_PEEK|MSG_DONTWAIT) on an idle socket):
+// the price of never handing out a desynchronized connection.
+func BenchmarkIdleClean(b *testing.B) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		if c, err := l.Accept(); err == nil {
+			defer c.Close()
+			_, _ = io.Copy(io.Discard, c)
+		}
+	}()
+	c, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	p := newSocketPeeker(c)
+	b.ReportAllocs()
+	for b.Loop() {
+		if !p.idleClean() {
+			b.Fatal("an idle connection with nothing pending is not clean")
+		}
+	}
+}

@@ -40,6 +40,10 @@ type Config struct {
 	Upstream Upstream
 	// BasicAuth tunes the verification cache and the failure throttle.
 	BasicAuth BasicAuth
+	// UnderscoresInHeaders forwards request header names that hold '_'
+	// (false: they are dropped, as nginx's underscores_in_headers off, since
+	// CGI-style backends read X_Forwarded_For as X-Forwarded-For).
+	UnderscoresInHeaders bool
 	// ShutdownGrace is how long a shutdown waits for in-flight requests (30s).
 	ShutdownGrace time.Duration
 	// Headers are set on every response, in order; an empty value removes the
@@ -503,7 +507,7 @@ func (l *loader) headers(n *yaml.Node, where string) []Header {
 }
 
 var (
-	topKeys    = []string{"listen", "admin", "trusted_proxies", "client_ip_headers", "access_log", "limits", "upstream", "basic_auth", "shutdown_grace", "headers", "users", "routes"}
+	topKeys    = []string{"listen", "admin", "trusted_proxies", "client_ip_headers", "access_log", "limits", "upstream", "basic_auth", "shutdown_grace", "underscores_in_headers", "headers", "users", "routes"}
 	limitKeys  = []string{"max_header_bytes", "read_header_timeout", "idle_timeout", "body_read_timeout"}
 	upKeys     = []string{"dial_timeout", "response_header_timeout", "max_idle_conns_per_host"}
 	authKeys   = []string{"failures_per_minute", "cache_ttl", "cache_entries"}
@@ -622,6 +626,8 @@ func (l *loader) config(doc *yaml.Node) *Config {
 			})
 		case "shutdown_grace":
 			cfg.ShutdownGrace = l.duration(v, k)
+		case "underscores_in_headers":
+			cfg.UnderscoresInHeaders = l.boolean(v, k)
 		case "headers":
 			cfg.Headers = l.headers(v, k)
 		case "users":

@@ -149,6 +149,9 @@ func (t *table) rewrite(r *route, pr *httputil.ProxyRequest) {
 // modifyResponse applies the route's header operations and echoes the
 // request ID. Hop-by-hop headers are already gone.
 func (r *route) modifyResponse(res *http.Response) error {
+	if err := checkSwitch(res); err != nil {
+		return err
+	}
 	applyHeaders(res.Header, r.headers)
 	if res.Request != nil {
 		if id := res.Request.Header["X-Request-Id"]; id != nil {
@@ -174,6 +177,10 @@ type limitedBody struct {
 	limit    int64 // 0: none
 	n        atomic.Int64
 	tooLarge atomic.Bool
+	// malformed is set when reading the client's body failed other than by
+	// its end, the limit or a timeout (a malformed chunked encoding, a
+	// connection cut mid-body): the client's fault, answered 400, not 502.
+	malformed atomic.Bool
 
 	// idle bounds the wait for each Read of the client's body (0: none):
 	// setDeadline moves the connection's read deadline before each one, so
@@ -195,6 +202,9 @@ func (b *limitedBody) Read(p []byte) (int, error) {
 		b.mu.Unlock()
 	}
 	n, err := b.limitedRead(p)
+	if err != nil && err != io.EOF && err != errBodyTooLarge && !isTimeout(err) {
+		b.malformed.Store(true)
+	}
 	if err != nil && b.idle > 0 {
 		if isTimeout(err) {
 			b.timedOut.Store(true)
@@ -265,6 +275,10 @@ func (s *Server) proxyError(r *route, w http.ResponseWriter, req *http.Request, 
 		// The client's body stalled past limits.body_read_timeout: the
 		// client's fault, not the upstream's (not a 504).
 		kind, status, body = "client_timeout", http.StatusRequestTimeout, "408 Request Timeout: the request body stalled\n"
+	case lb != nil && lb.malformed.Load():
+		// The client's body is broken (a bad chunked encoding, a cut
+		// connection): a client error, not an unreachable upstream.
+		kind, status, body = "bad_request", http.StatusBadRequest, "400 Bad Request: the request body is malformed or incomplete\n"
 	case req.Context().Err() != nil:
 		// The client went away; there is no one to answer.
 		r.m.upstreamError("canceled")
@@ -279,13 +293,17 @@ func (s *Server) proxyError(r *route, w http.ResponseWriter, req *http.Request, 
 	default:
 		kind, status, body = "unreachable", http.StatusBadGateway, r.noGateway
 	}
-	r.m.upstreamError(kind)
-	if status != http.StatusRequestEntityTooLarge && status != http.StatusRequestTimeout {
+	if status != http.StatusBadRequest {
+		// A broken request body is the client's error: it shows as a 400 in
+		// edge_requests_total, not as a failure of the upstream.
+		r.m.upstreamError(kind)
+	}
+	if status != http.StatusRequestEntityTooLarge && status != http.StatusRequestTimeout && status != http.StatusBadRequest {
 		s.log.Warn("upstream error", "route", r.name, "upstream", r.upstream, "kind", kind,
 			"request_id", req.Header.Get("X-Request-Id"), "err", err)
 	}
 	h := w.Header()
-	if status == http.StatusRequestEntityTooLarge || status == http.StatusRequestTimeout {
+	if status == http.StatusRequestEntityTooLarge || status == http.StatusRequestTimeout || status == http.StatusBadRequest {
 		h.Set("Connection", "close") // the rest of the body is not worth reading
 	}
 	respond(w, req, r.headers, status, body)

@@ -217,7 +217,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.inflight.Add(1)
 	s.m.inFlight.Inc()
 	ex := s.exchanges.Get().(*exchange)
-	ex.rec = recorder{w: w}
+	ex.rec = recorder{w: w, http10: !r.ProtoAtLeast(1, 1)}
 	// The log shows the path as the client sent it (without the query), not
 	// the normalized one: that is what tells an attack from a typo.
 	path, ok := requestPath(r)
@@ -278,6 +278,10 @@ func (s *Server) serve(t *table, ex *exchange, r *http.Request, hasPath bool) {
 		respond(w, r, t.headers, http.StatusBadRequest, "400 Bad Request: "+err.Error()+"\n")
 		return
 	}
+	if !validHost(r.Host) {
+		respond(w, r, t.headers, http.StatusBadRequest, "400 Bad Request: invalid Host header\n")
+		return
+	}
 	rt := t.lookup(r.Host, clean)
 	if rt == nil {
 		respond(w, r, t.headers, http.StatusNotFound, "404 Not Found: no route for this path\n")
@@ -323,6 +327,10 @@ func (s *Server) serve(t *table, ex *exchange, r *http.Request, hasPath bool) {
 		r.URL.RawPath = clean
 		r.URL.Path = unescapePath(clean)
 	}
+	filterUpgrade(r)
+	if !t.cfg.UnderscoresInHeaders {
+		dropUnderscoreHeaders(r.Header)
+	}
 	rt.proxy.ServeHTTP(w, r)
 }
 
@@ -345,6 +353,10 @@ func (s *Server) finish(ex *exchange, r *http.Request) {
 	if ex.body != nil {
 		ex.body.stop()
 		e.bytesIn = ex.body.n.Load()
+	}
+	if tc := ex.rec.tunnel; tc != nil {
+		e.bytesIn += tc.in.Load()
+		e.bytesOut += tc.out.Load()
 	}
 	rm := s.noRoute
 	if ex.route != nil {

@@ -27,6 +27,18 @@ import (
 // request, read the response, hand the connection back to a LIFO idle pool
 // once the body is consumed. Everything else (request bodies, upgrades,
 // https) stays with the tuned http.Transport it is registered in.
+//
+// A pooled connection must never carry bytes of one response into the next
+// request: that request may be another client's, on another route of the
+// same upstream. So a connection goes back to the pool only when its
+// response was framed exactly (Content-Length read to the byte, chunked to
+// the terminal chunk and trailers, bodiless HEAD/204/304, nothing left in
+// its buffer; close-delimited, Connection: close, HTTP/1.0 without
+// keep-alive, unasked 101, early close and errors close it), and it is
+// handed out again only if a peek of its socket finds nothing pending
+// (transport_peek.go): bytes a large read left in the kernel, or a late
+// answer written while it was idle, close it and the request goes on
+// another connection.
 
 // fastHTTP1Env names the environment variable that turns the fast path off
 // ("off", "0" or "false"), for side-by-side measurements and as an escape
@@ -38,8 +50,8 @@ const fastHTTP1Env = "EDGE_FAST_HTTP1"
 const maxResponseHeaderBytes = 10 << 20
 
 // max1xxResponses bounds the informational responses read before the real
-// one.
-const max1xxResponses = 16
+// one, as http.Transport does (5).
+const max1xxResponses = 5
 
 // idleConnTimeout is how long an idle upstream connection is kept, as the
 // http.Transport's IdleConnTimeout.
@@ -114,6 +126,7 @@ type fastConn struct {
 	t        *fastTransport
 	key      string
 	conn     net.Conn
+	peeker   *socketPeeker // proves the connection clean before reuse
 	cr       connReader
 	br       *bufio.Reader
 	bw       *bufio.Writer
@@ -198,11 +211,13 @@ func (t *fastTransport) get(ctx context.Context, host string, fresh bool) (fc *f
 		fc = s[len(s)-1]
 		s[len(s)-1] = nil
 		t.idle[host] = s[:len(s)-1]
-		if now.Sub(fc.idleAt) < idleConnTimeout {
-			t.mu.Unlock()
+		t.mu.Unlock()
+		// Handed out only if provably clean now: bytes or a close that
+		// arrived while it was idle mean the upstream is out of step with
+		// it (see socketPeeker); the request goes on another connection.
+		if now.Sub(fc.idleAt) < idleConnTimeout && fc.br.Buffered() == 0 && fc.peeker.idleClean() {
 			return fc, true, nil
 		}
-		t.mu.Unlock()
 		fc.conn.Close()
 		t.mu.Lock()
 	}
@@ -215,7 +230,7 @@ func (t *fastTransport) get(ctx context.Context, host string, fresh bool) (fc *f
 	if err != nil {
 		return nil, false, fmt.Errorf("dial upstream: %w", err)
 	}
-	fc = &fastConn{t: t, key: host, conn: c, cr: connReader{c: c, limit: -1}}
+	fc = &fastConn{t: t, key: host, conn: c, peeker: newSocketPeeker(c), cr: connReader{c: c, limit: -1}}
 	fc.br = bufio.NewReaderSize(&fc.cr, 16<<10)
 	fc.bw = bufio.NewWriterSize(c, 4<<10)
 	return fc, false, nil

@@ -1,0 +1,264 @@
+package edge
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The hostile-upstream tests: raw TCP upstreams that misframe on purpose,
+// behind an edge with an open /pub and a protected /admin on the SAME
+// upstream. The admin's request draws a misframed response that carries,
+// past its end, a second complete response holding the admin's secret. The
+// next request, an unauthenticated client's on /pub, must get its own
+// marker or a clean error, never the secret. One table, run against both
+// transports: the fast path and http.Transport (EDGE_FAST_HTTP1=off), so
+// the fast path can never do worse than Go's Transport.
+
+// smuggled is a complete response an attacker would love to receive.
+const smuggled = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 12\r\n\r\nSECRET-admin"
+
+// hostileCase is how the upstream answers the admin's request.
+type hostileCase struct {
+	name   string
+	method string // of the admin's request; GET if empty
+	// resp is written in one piece in answer to the admin's request.
+	resp string
+	// late, if set, is written after a pause onto the connection left idle.
+	late string
+	// closeAfter closes the upstream's side after resp (close-delimited bodies).
+	closeAfter bool
+	// split, if set, writes resp[:split] and, after a pause, the rest: the
+	// body then meets a reader that asks for exactly what is left, which
+	// bypasses bufio, and the surplus stays in the kernel (Buffered() == 0).
+	split int
+}
+
+var (
+	bigBody   = strings.Repeat("b", 256<<10)
+	body32KiB = "HTTP/1.1 200 OK\r\nContent-Length: 32768\r\n\r\n" + strings.Repeat("k", 32<<10)
+)
+
+var hostileCases = []hostileCase{
+	{name: "HEAD with a body", method: "HEAD", resp: "HTTP/1.1 200 OK\r\nContent-Length: 73\r\n\r\n" + smuggled},
+	{name: "HEAD with chunked body", method: "HEAD", resp: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + smuggled},
+	{name: "204 with a body", resp: "HTTP/1.1 204 No Content\r\n\r\n" + smuggled},
+	{name: "204 with Content-Length", resp: "HTTP/1.1 204 No Content\r\nContent-Length: 73\r\n\r\n" + smuggled},
+	{name: "304 with a body", resp: "HTTP/1.1 304 Not Modified\r\nContent-Length: 73\r\n\r\n" + smuggled},
+	{name: "304 chunked", resp: "HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n" + smuggled},
+	{name: "body longer than Content-Length", resp: "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nadmin" + smuggled},
+	{name: "empty Content-Length then bytes", resp: "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n" + smuggled},
+	{name: "large body then surplus (read past bufio)", resp: "HTTP/1.1 200 OK\r\nContent-Length: " + fmt.Sprint(len(bigBody)) + "\r\n\r\n" + bigBody + smuggled},
+	{name: "surplus in the kernel after a direct read", resp: body32KiB + smuggled, split: len(body32KiB) - 32<<10},
+	{name: "bytes after the terminal chunk", resp: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nadmin\r\n0\r\n\r\n" + smuggled},
+	{name: "bytes after trailers", resp: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-T\r\n\r\n5\r\nadmin\r\n0\r\nX-T: 1\r\n\r\n" + smuggled},
+	{name: "large chunked then surplus", resp: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + fmt.Sprintf("%x\r\n", len(bigBody)) + bigBody + "\r\n0\r\n\r\n" + smuggled},
+	{name: "Content-Length and chunked", resp: "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nadmin\r\n0\r\n\r\n" + smuggled},
+	{name: "conflicting Content-Lengths", resp: "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 78\r\n\r\nadmin" + smuggled},
+	{name: "late response on the idle connection", resp: "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nadmin", late: smuggled},
+	{name: "late garbage on the idle connection", resp: "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nadmin", late: "garbage\r\n\r\n"},
+	{name: "two responses to one request", resp: "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nadmin" + smuggled + smuggled},
+	{name: "102 then response then surplus", resp: "HTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nadmin" + smuggled},
+	{name: "1xx with a body", resp: "HTTP/1.1 199 Odd\r\nContent-Length: 73\r\n\r\n" + smuggled},
+	{name: "100 after the final response", resp: "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nadminHTTP/1.1 100 Continue\r\n\r\n" + smuggled},
+	{name: "103 after the final response", resp: "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nadminHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n" + smuggled},
+	{name: "too many 1xx", resp: strings.Repeat("HTTP/1.1 102 Processing\r\n\r\n", 7) + smuggled},
+	{name: "unasked 101 h2c", resp: "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n" + smuggled},
+	{name: "unasked 101 websocket", resp: "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n" + smuggled},
+	{name: "Connection: close then surplus", resp: "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 5\r\n\r\nadmin" + smuggled},
+	{name: "HTTP/1.0 without keep-alive", resp: "HTTP/1.0 200 OK\r\nContent-Length: 5\r\n\r\nadmin" + smuggled},
+	{name: "HTTP/1.0 keep-alive then surplus", resp: "HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 5\r\n\r\nadmin" + smuggled},
+	{name: "close-delimited body", resp: "HTTP/1.1 200 OK\r\n\r\nadmin" + smuggled, closeAfter: true},
+	{name: "malformed status line", resp: "HTTP/1.1 2OO OK\r\nContent-Length: 0\r\n\r\n" + smuggled},
+	{name: "header without colon", resp: "HTTP/1.1 200 OK\r\nBroken\r\nContent-Length: 0\r\n\r\n" + smuggled},
+	{name: "negative Content-Length", resp: "HTTP/1.1 200 OK\r\nContent-Length: -5\r\n\r\n" + smuggled},
+	{name: "bad chunk size", resp: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n" + smuggled},
+	{name: "chunk shorter than said", resp: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n50\r\nadmin\r\n0\r\n\r\n" + smuggled},
+	{name: "Transfer-Encoding: identity", resp: "HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\nContent-Length: 5\r\n\r\nadmin" + smuggled},
+	{name: "bare LF framing", resp: "HTTP/1.1 200 OK\nContent-Length: 5\n\nadmin" + smuggled},
+}
+
+// hostileUpstream answers /pub?m=X with its own marker "own:X" and the
+// admin's request with the current case's bytes.
+type hostileUpstream struct {
+	l    net.Listener
+	mu   sync.Mutex
+	c    hostileCase
+	late chan struct{} // a late write is done
+}
+
+func newHostileUpstream(t *testing.T) *hostileUpstream {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &hostileUpstream{l: l, late: make(chan struct{}, 16)}
+	go u.serve()
+	t.Cleanup(func() { l.Close() })
+	return u
+}
+
+func (u *hostileUpstream) url() string { return "http://" + u.l.Addr().String() }
+
+func (u *hostileUpstream) set(c hostileCase) {
+	u.mu.Lock()
+	u.c = c
+	u.mu.Unlock()
+}
+
+// waitLate waits until the upstream has written its late bytes onto the
+// idle connection, and lets loopback deliver them.
+func (u *hostileUpstream) waitLate(t *testing.T) {
+	t.Helper()
+	select {
+	case <-u.late:
+		time.Sleep(10 * time.Millisecond)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the upstream never wrote its late bytes")
+	}
+}
+
+func (u *hostileUpstream) serve() {
+	for {
+		c, err := u.l.Accept()
+		if err != nil {
+			return
+		}
+		go u.conn(c)
+	}
+}
+
+func (u *hostileUpstream) conn(c net.Conn) {
+	defer c.Close()
+	br := bufio.NewReader(c)
+	for {
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		_, _ = io.Copy(io.Discard, req.Body)
+		if strings.HasPrefix(req.URL.Path, "/admin") {
+			u.mu.Lock()
+			hc := u.c
+			u.mu.Unlock()
+			resp := hc.resp
+			if hc.split > 0 {
+				if _, err := io.WriteString(c, resp[:hc.split]); err != nil {
+					return
+				}
+				time.Sleep(30 * time.Millisecond)
+				resp = resp[hc.split:]
+			}
+			if _, err := io.WriteString(c, resp); err != nil {
+				return
+			}
+			if hc.closeAfter {
+				return
+			}
+			if hc.late != "" {
+				go func() {
+					time.Sleep(30 * time.Millisecond)
+					_, _ = io.WriteString(c, hc.late)
+					u.late <- struct{}{}
+				}()
+			}
+			continue
+		}
+		own := "own:" + req.URL.Query().Get("m")
+		if _, err := fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n\r\n%s", len(own), own); err != nil {
+			return
+		}
+	}
+}
+
+const hostileYAML = `
+access_log: "off"
+users: { admins: [ { user: admin, hash: "${HASH}" } ] }
+upstream: { response_header_timeout: 2s }
+routes:
+  - { path: /pub, to: "${UP}" }
+  - { path: /admin, to: "${UP}", auth: admins }
+`
+
+// hostileClient is one client with its own keep-alive connection.
+func hostileClient() *http.Client {
+	return &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+}
+
+// runHostile runs every case against an edge made with the environment
+// as it is (fast path on or off). With strict unset (http.Transport), a
+// leak is logged, not failed: Go's Transport puts a connection back in its
+// pool before its read loop has looked for bytes past the response, and a
+// request that takes the connection in that window reads them (golang/go
+// #68653; the race detector's slower scheduling hits it). The fast path is
+// held to every case.
+func runHostile(t *testing.T, strict bool) {
+	up := newHostileUpstream(t)
+	e := startEdge(t, hostileYAML, map[string]string{"UP": up.url()})
+	admin, attacker := hostileClient(), hostileClient()
+	defer admin.CloseIdleConnections()
+	defer attacker.CloseIdleConnections()
+	for i, hc := range hostileCases {
+		t.Run(hc.name, func(t *testing.T) {
+			up.set(hc)
+			for round := range 2 {
+				method := hc.method
+				if method == "" {
+					method = http.MethodGet
+				}
+				req, _ := http.NewRequest(method, e.url+"/admin/x", nil)
+				req.SetBasicAuth(testUser, testPassword)
+				if res, err := admin.Do(req); err == nil {
+					_, _ = io.Copy(io.Discard, res.Body)
+					res.Body.Close()
+				}
+				if hc.late != "" {
+					up.waitLate(t)
+				}
+				for j := range 2 {
+					m := fmt.Sprintf("c%d-r%d-%d", i, round, j)
+					res, err := attacker.Get(e.url + "/pub?m=" + m)
+					if err != nil {
+						t.Fatalf("attacker request %s: %v", m, err)
+					}
+					b, _ := io.ReadAll(res.Body)
+					res.Body.Close()
+					if res.StatusCode == http.StatusOK && string(b) != "own:"+m || strings.Contains(string(b), "SECRET") {
+						if !strict {
+							t.Logf("http.Transport's race (golang/go#68653): the attacker received %d %q, want own:%s", res.StatusCode, b, m)
+							continue
+						}
+						t.Fatalf("the attacker received another response: %d %q, want own:%s", res.StatusCode, b, m)
+					}
+					if res.StatusCode != http.StatusOK {
+						// Served on a clean connection or a clean error, never
+						// another's bytes; the request that met a dirty
+						// connection must be served.
+						t.Errorf("attacker request %s: %d %q, want its own response", m, res.StatusCode, b)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestHostileUpstreamFast runs the table on the fast HTTP/1.1 path.
+func TestHostileUpstreamFast(t *testing.T) {
+	t.Setenv(fastHTTP1Env, "on")
+	runHostile(t, true)
+}
+
+// TestHostileUpstreamTransport runs the same table on Go's http.Transport
+// (EDGE_FAST_HTTP1=off), the reference the fast path must never do worse
+// than (it is held to more: every case).
+func TestHostileUpstreamTransport(t *testing.T) {
+	t.Setenv(fastHTTP1Env, "off")
+	runHostile(t, false)
+}
