@@ -538,7 +538,7 @@ func TestReloadKeepsStateAndDrainsRemoved(t *testing.T) {
 	ua := old.set.Load().ups[0]
 	until := time.Now().Add(time.Minute).UnixNano()
 	ua.downUntil.Store(until) // taken out by passive health
-	ua.inflight.Add(1) // a request still running on a, as after a reload
+	ua.inflight.Add(1)        // a request still running on a, as after a reload
 	trB := ts.all[b.url.Host]
 
 	// a stays, b goes.
