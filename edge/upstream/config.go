@@ -112,8 +112,8 @@ type CookieConfig struct {
 	Secret string
 }
 
-// withDefaults fills in the defaults documented on the fields.
-func (c Config) withDefaults() Config {
+// WithDefaults returns c with the defaults documented on the fields filled in.
+func (c Config) WithDefaults() Config {
 	if c.Policy == "" {
 		c.Policy = RoundRobin
 	}

@@ -22,15 +22,17 @@ func newSet(ups []*Upstream) *set {
 // upstream's turns are spread.
 func smoothOrder(ups []*Upstream) []int {
 	total := 0
-	for _, u := range ups {
-		total += u.weight
+	weights := make([]int, len(ups))
+	for i, u := range ups {
+		weights[i] = int(u.weight.Load())
+		total += weights[i]
 	}
 	cur := make([]int, len(ups))
 	order := make([]int, 0, total)
 	for range total {
 		best := -1
-		for i, u := range ups {
-			cur[i] += u.weight
+		for i, w := range weights {
+			cur[i] += w
 			if best < 0 || cur[i] > cur[best] {
 				best = i
 			}
@@ -100,7 +102,7 @@ func (p *Pool) leastConn(s *set, ok func(int) bool) int {
 			continue
 		}
 		u := s.ups[i]
-		load, w := u.inflight.Load(), int64(u.weight)
+		load, w := u.inflight.Load(), u.weight.Load()
 		if best < 0 || load*bestWeight < bestLoad*w {
 			best, bestLoad, bestWeight = i, load, w
 		}

@@ -68,7 +68,7 @@ var _ http.RoundTripper = (*Pool)(nil)
 // New makes the pool of cfg and starts its health checks (the first at
 // once) and its DNS refreshes. Close stops them.
 func New(cfg Config, opts Options) (*Pool, error) {
-	cfg = cfg.withDefaults()
+	cfg = cfg.WithDefaults()
 	if len(cfg.Targets) == 0 {
 		return nil, errors.New("upstream pool: no targets")
 	}
@@ -136,7 +136,7 @@ func (p *Pool) build(addrs [][]string, prev map[string]*Upstream) *set {
 			if up == nil {
 				if old := prev[key]; old != nil {
 					up = old
-					up.weight = t.Weight
+					up.weight.Store(int64(t.Weight))
 					if p.cfg.Health.Path == "" {
 						up.healthy.Store(true) // no checks any more to bring it back
 					}
@@ -144,7 +144,8 @@ func (p *Pool) build(addrs [][]string, prev map[string]*Upstream) *set {
 					up = newUpstream(u, t.URL.String(), t.Weight, p.opts.NewTransport(u))
 				}
 				up.owner.Store(p)
-				if p.opts.Metrics != nil {
+				if up.gauge == nil && p.opts.Metrics != nil {
+					// Set once: an adopted upstream keeps its route and so its series.
 					up.gauge = p.opts.Metrics.healthy.WithLabelValues(p.cfg.Route, up.url.Host)
 				}
 				up.setGauge()

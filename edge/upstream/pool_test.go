@@ -196,7 +196,10 @@ func TestRoundRobinReal(t *testing.T) {
 }
 
 func TestSmoothOrderInterleaves(t *testing.T) {
-	ups := []*Upstream{{weight: 5}, {weight: 1}, {weight: 1}}
+	ups := []*Upstream{{}, {}, {}}
+	for i, w := range []int64{5, 1, 1} {
+		ups[i].weight.Store(w)
+	}
 	if got := fmt.Sprint(smoothOrder(ups)); got != "[0 0 1 0 2 0 0]" {
 		t.Errorf("order %s, want nginx's a a b a c a a", got)
 	}

@@ -34,7 +34,7 @@ func (p *Pool) Status() []Status {
 			Route:     p.cfg.Route,
 			Upstream:  u.url.String(),
 			Target:    u.target,
-			Weight:    u.weight,
+			Weight:    int(u.weight.Load()),
 			Healthy:   u.healthy.Load(),
 			Available: u.available(now.UnixNano()),
 			InFlight:  u.inflight.Load(),

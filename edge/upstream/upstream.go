@@ -25,7 +25,7 @@ type Upstream struct {
 	url    *url.URL // scheme://host:port, no path
 	key    string   // url without path: what reloads and DNS match on
 	target string   // the configured URL it came from (differs when expanded)
-	weight int
+	weight atomic.Int64 // a reload may change it while the old pool still serves
 	tr     Transport
 	owner  atomic.Pointer[Pool] // the pool that closes it
 
@@ -48,9 +48,9 @@ func newUpstream(u *url.URL, target string, weight int, tr Transport) *Upstream 
 	up := &Upstream{
 		url:    &url.URL{Scheme: u.Scheme, Host: u.Host},
 		target: target,
-		weight: weight,
 		tr:     tr,
 	}
+	up.weight.Store(int64(weight))
 	up.key = up.url.String()
 	up.healthy.Store(true) // until a check says otherwise: no 503 while waiting for the first probe
 	return up
