@@ -35,7 +35,7 @@ type route struct {
 	stripDec  int    // length of Path once unescaped
 	proxy     *httputil.ReverseProxy
 	pool      *ups.Pool // nil with one upstream
-	users     *userSet // nil without auth
+	users     *userSet  // nil without auth
 	headers   []headerOp
 	m         *routeMetrics
 	tooLarge  string // the 413 body

@@ -67,7 +67,7 @@ func TestLoadPoolErrors(t *testing.T) {
 	env := envLookup(map[string]string{"SHORT": "tooshort"})
 	for _, tc := range []struct {
 		name, yaml string
-		want []string
+		want       []string
 	}{
 		{"empty list", "routes:\n  - { path: /, to: [] }", []string{`line 2: routes[0].to: empty list (want one URL or more)`}},
 		{"bad item", "routes:\n  - path: /\n    to: [\"http://a:1\", \"ftp://b\", { weight: 2 }, { url: \"http://c:1\", weight: 0, colour: red }]", []string{

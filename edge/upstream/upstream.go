@@ -22,9 +22,9 @@ type Transport interface {
 // Upstream is one address requests go to, and its health. Its state
 // outlives reloads that keep it.
 type Upstream struct {
-	url    *url.URL // scheme://host:port, no path
-	key    string   // url without path: what reloads and DNS match on
-	target string   // the configured URL it came from (differs when expanded)
+	url    *url.URL     // scheme://host:port, no path
+	key    string       // url without path: what reloads and DNS match on
+	target string       // the configured URL it came from (differs when expanded)
 	weight atomic.Int64 // a reload may change it while the old pool still serves
 	tr     Transport
 	owner  atomic.Pointer[Pool] // the pool that closes it
