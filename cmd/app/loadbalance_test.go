@@ -229,9 +229,10 @@ routes:
 
 // killable is an app process that the test kills with SIGKILL.
 type killable struct {
-	cmd  *exec.Cmd
-	done chan error
-	log  *testlog.Buffer
+	cmd    *exec.Cmd
+	done   chan error
+	log    *testlog.Buffer
+	killed bool
 }
 
 // startKillable starts an app that is killed (not stopped gracefully) when
@@ -253,9 +254,10 @@ func startKillable(t *testing.T, bin string, env []string) *killable {
 }
 
 func (k *killable) kill(t *testing.T) {
-	if k.cmd.ProcessState != nil {
+	if k.killed {
 		return
 	}
+	k.killed = true
 	_ = k.cmd.Process.Kill()
 	select {
 	case <-k.done:
