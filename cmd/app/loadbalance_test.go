@@ -167,7 +167,7 @@ routes:
 	}
 	victim.kill(t)
 	time.Sleep(3 * time.Second)
-	victim = startKillable(t, bin, envFor(1))
+	startKillable(t, bin, envFor(1)) // killed when t ends
 	restarted := time.Now()
 	before := hitsOf(addrs[1])
 	for hitsOf(addrs[1]) == before {
