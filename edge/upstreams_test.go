@@ -277,3 +277,64 @@ func TestDialErrorClassified(t *testing.T) {
 		}
 	}
 }
+
+// ip_hash keys on the client IP the edge believes (client_ip_headers from a
+// trusted proxy), not on the proxy's address; cookie pins a browser.
+func TestPoolStickyPolicies(t *testing.T) {
+	a, b := newUpstream(t), newUpstream(t)
+	env := map[string]string{"A": a.URL, "B": b.URL, "SECRET": "a-secret-of-32-bytes-or-so-12345"}
+	e := startEdge(t, `routes:
+  - { path: /ip, to: ["${A}", "${B}"], lb: ip_hash }
+  - { path: /ck, to: ["${A}", "${B}"], lb: cookie, cookie: { secret: "${SECRET}" } }
+`, env)
+	which := func(res *http.Response) string {
+		t.Helper()
+		seenBy(t, res)
+		if a.hits.Load() > 0 {
+			a.hits.Store(0)
+			return "a"
+		}
+		b.hits.Store(0)
+		return "b"
+	}
+	spread := map[string]bool{}
+	for i := range 16 {
+		ip := "203.0.113." + strings.Repeat("1", 1+i%3) + string(rune('0'+i%10))
+		first := which(e.get(t, "/ip", "X-Forwarded-For: "+ip))
+		spread[first] = true
+		for range 3 {
+			if got := which(e.get(t, "/ip", "X-Forwarded-For: "+ip)); got != first {
+				t.Fatalf("client %s moved from %s to %s", ip, first, got)
+			}
+		}
+	}
+	if len(spread) != 2 {
+		t.Errorf("16 client IPs all on %v", spread)
+	}
+
+	res := e.get(t, "/ck")
+	first := which(res)
+	cookie := res.Header.Get("Set-Cookie")
+	if !strings.HasPrefix(cookie, "edge_upstream=") {
+		t.Fatalf("Set-Cookie %q", cookie)
+	}
+	pair, _, _ := strings.Cut(cookie, ";")
+	for range 6 {
+		if got := which(e.get(t, "/ck", "Cookie: "+pair)); got != first {
+			t.Fatalf("with the cookie went to %s, want %s", got, first)
+		}
+	}
+	// Tampered: ignored, the requests spread again.
+	name, val, _ := strings.Cut(pair, "=")
+	forged := name + "=" + val[:len(val)-2] + "xx"
+	if forged == pair {
+		forged = name + "=" + val[:len(val)-2] + "yy"
+	}
+	got := map[string]bool{}
+	for range 4 {
+		got[which(e.get(t, "/ck", "Cookie: "+forged))] = true
+	}
+	if len(got) != 2 {
+		t.Errorf("a tampered cookie pinned the requests to %v", got)
+	}
+}
