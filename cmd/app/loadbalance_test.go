@@ -183,7 +183,7 @@ routes:
 	wg.Wait()
 	t.Logf("GETs %d (failed %d), POSTs answered 201: %d, otherwise: %v; traffic back %s after the restart",
 		gets.Load(), gFail.Load(), len(created), notCreated, back.Round(time.Millisecond))
-	if back > healthInterval+500*time.Millisecond {
+	if back > healthInterval+time.Second { // a second of slack for a loaded machine
 		t.Errorf("traffic back %s after the restart, want within the health interval %s", back, healthInterval)
 	}
 
