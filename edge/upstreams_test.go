@@ -338,3 +338,37 @@ func TestPoolStickyPolicies(t *testing.T) {
 		t.Errorf("a tampered cookie pinned the requests to %v", got)
 	}
 }
+
+// resolve expands a name into one upstream per address, through the real
+// resolver (localhost, from /etc/hosts). An address where nothing listens
+// (::1 here, when localhost has it) costs no failed request: the
+// connection is refused and the request goes to the next.
+func TestPoolResolvesNames(t *testing.T) {
+	up := newUpstream(t)
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(up.URL, "http://"))
+	addrs, err := net.DefaultResolver.LookupHost(t.Context(), "localhost")
+	if err != nil || len(addrs) == 0 {
+		t.Skipf("localhost does not resolve here: %v", err)
+	}
+	e := startEdge(t, "routes:\n  - { path: /, to: \"http://localhost:${PORT}\", resolve: 1s, passive: { max_fails: 1, fail_timeout: 1m } }",
+		map[string]string{"PORT": port})
+	for range 6 {
+		seenBy(t, e.get(t, "/x"))
+	}
+	var st []ups.Status
+	if err := json.NewDecoder(mustGet(t, e.admin+"/-/upstreams").Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, s := range st {
+		got[s.Upstream] = true
+		if s.Target != "http://localhost:"+port {
+			t.Errorf("target %q", s.Target)
+		}
+	}
+	for _, a := range addrs {
+		if want := "http://" + net.JoinHostPort(a, port); !got[want] {
+			t.Errorf("upstreams %v lack %s", got, want)
+		}
+	}
+}
