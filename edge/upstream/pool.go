@@ -96,6 +96,9 @@ func New(cfg Config, opts Options) (*Pool, error) {
 	p.cancel = cancel
 	addrs := p.resolveAll(ctx, nil)
 	p.set.Store(p.build(addrs, prev))
+	if opts.Metrics != nil {
+		opts.Metrics.healthy.add(p)
+	}
 	if cfg.Resolve > 0 {
 		p.done.Add(1)
 		go p.resolveLoop(ctx, addrs)
@@ -144,11 +147,6 @@ func (p *Pool) build(addrs [][]string, prev map[string]*Upstream) *set {
 					up = newUpstream(u, t.URL.String(), t.Weight, p.opts.NewTransport(u))
 				}
 				up.owner.Store(p)
-				if up.gauge == nil && p.opts.Metrics != nil {
-					// Set once: an adopted upstream keeps its route and so its series.
-					up.gauge = p.opts.Metrics.healthy.WithLabelValues(p.cfg.Route, up.url.Host)
-				}
-				up.setGauge()
 				p.byKey[key] = up
 			}
 			ups = append(ups, up)
@@ -187,9 +185,6 @@ func (p *Pool) release(u *Upstream) {
 		return
 	}
 	u.close()
-	if p.opts.Metrics != nil {
-		p.opts.Metrics.healthy.DeleteLabelValues(p.cfg.Route, u.url.Host)
-	}
 }
 
 // Close stops the pool's checks and refreshes and drains the upstreams that
@@ -205,6 +200,9 @@ func (p *Pool) Close() {
 	p.mu.Unlock()
 	p.cancel()
 	p.done.Wait()
+	if p.opts.Metrics != nil {
+		p.opts.Metrics.healthy.remove(p)
+	}
 	p.mu.Lock()
 	ups := make([]*Upstream, 0, len(p.byKey))
 	for _, u := range p.byKey {
@@ -272,9 +270,7 @@ func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 			p.count(u, strconv.Itoa(res.StatusCode))
 			if p.cfg.Passive.Status5xx && res.StatusCode >= 500 && u.fail(p.cfg.Passive, now) {
 				p.log.Warn("upstream out after failures", "route", p.cfg.Route, "upstream", u.url.Host, "for", p.cfg.Passive.FailTimeout.String())
-				u.setGauge()
 			}
-			u.setGauge()
 			if p.sticky != nil {
 				p.sticky.setCookie(req, res, u)
 			}
@@ -289,7 +285,6 @@ func (p *Pool) RoundTrip(req *http.Request) (*http.Response, error) {
 		p.count(u, "error")
 		if u.fail(p.cfg.Passive, now) {
 			p.log.Warn("upstream out after failures", "route", p.cfg.Route, "upstream", u.url.Host, "for", p.cfg.Passive.FailTimeout.String(), "err", err)
-			u.setGauge()
 		}
 		lastErr = fmt.Errorf("upstream %s: %w", u.url.Host, err)
 		reason := "dial"

@@ -448,7 +448,7 @@ func TestHealthChecks(t *testing.T) {
 	if name, _, _ := send(p, "GET", "", nil); name != "b" {
 		t.Fatalf("a unhealthy: went to %q, want b", name)
 	}
-	if g := testutil.ToFloat64(m.healthy.WithLabelValues("/", a.url.Host)); g != 0 {
+	if g := healthyOf(t, reg, a.url.Host); g != 0 {
 		t.Errorf("edge_upstream_healthy of a %v, want 0", g)
 	}
 	st := p.Status()[0]
@@ -460,9 +460,31 @@ func TestHealthChecks(t *testing.T) {
 	if name, _, _ := send(p, "GET", "", nil); name != "a" {
 		t.Fatalf("a healthy again: went to %q, want a", name)
 	}
-	if g := testutil.ToFloat64(m.healthy.WithLabelValues("/", a.url.Host)); g != 1 {
+	if g := healthyOf(t, reg, a.url.Host); g != 1 {
 		t.Errorf("edge_upstream_healthy of a %v, want 1", g)
 	}
+}
+
+// healthyOf reads edge_upstream_healthy of upstream host from reg, or -1.
+func healthyOf(t *testing.T, reg *prometheus.Registry, host string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "edge_upstream_healthy" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "upstream" && l.GetValue() == host {
+					return m.GetGauge().GetValue()
+				}
+			}
+		}
+	}
+	return -1
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {
@@ -628,4 +650,40 @@ func TestResolveExpands(t *testing.T) {
 		defer ts.mu.Unlock()
 		return ts.all["127.0.0.2:"+port].closes.Load() == 1
 	})
+}
+
+// edge_upstream_healthy is read at each scrape: a passive exclusion that
+// ended shows as 1 with no request since; two live pools of one route
+// (during a reload) give each series once; a closed pool's go.
+func TestHealthyGaugeAtScrape(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, _ := NewMetrics(reg)
+	dead := deadURL(t)
+	ts := &transports{}
+	cfg := Config{Route: "/", Targets: targets(dead), Passive: Passive{MaxFails: 1, FailTimeout: 100 * time.Millisecond}}
+	quiet := slog.New(slog.DiscardHandler)
+	p, err := New(cfg, Options{Metrics: m, NewTransport: ts.new, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _, _ = send(p, "GET", "", nil)
+	if g := healthyOf(t, reg, dead.Host); g != 0 {
+		t.Fatalf("taken out: %v, want 0", g)
+	}
+	time.Sleep(120 * time.Millisecond)
+	if g := healthyOf(t, reg, dead.Host); g != 1 {
+		t.Fatalf("exclusion over, no request since: %v, want 1", g)
+	}
+	p2, err := New(cfg, Options{Metrics: m, NewTransport: ts.new, Previous: p, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.Gather(); err != nil {
+		t.Fatalf("two live pools of a route: %v", err)
+	}
+	p.Close()
+	p2.Close()
+	if g := healthyOf(t, reg, dead.Host); g != -1 {
+		t.Fatalf("closed pools still export %v", g)
+	}
 }

@@ -6,8 +6,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Transport is what an upstream's requests go through. CloseIdleConnections
@@ -39,9 +37,6 @@ type Upstream struct {
 	badRun     int         // failed checks in a row
 	lastCheck  time.Time
 	lastResult string
-
-	gauge   prometheus.Gauge // nil without metrics
-	gaugeUp atomic.Bool      // what gauge shows, so it is set only on change
 }
 
 func newUpstream(u *url.URL, target string, weight int, tr Transport) *Upstream {
@@ -107,26 +102,7 @@ func (u *Upstream) report(h Health, ok bool, result string, now time.Time) (chan
 			changed = true
 		}
 	}
-	u.setGauge()
 	return changed
-}
-
-// setGauge makes the healthy gauge show u's state. It runs after checks,
-// after passive exclusions and after answers (an exclusion ends by time,
-// with no event of its own).
-func (u *Upstream) setGauge() {
-	if u.gauge == nil {
-		return
-	}
-	up := u.available(time.Now().UnixNano())
-	if u.gaugeUp.Swap(up) == up && up {
-		return
-	}
-	if up {
-		u.gauge.Set(1)
-	} else {
-		u.gauge.Set(0)
-	}
 }
 
 // close drains u: requests in flight finish, then its connections close.
