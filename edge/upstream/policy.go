@@ -77,9 +77,11 @@ func (p *Pool) roundRobin(s *set, ok func(int) bool) int {
 	if n == 0 {
 		return -1
 	}
-	start := int(p.rr.Add(1) % uint64(n))
-	for k := range n {
-		if i := s.order[(start+k)%n]; ok(i) {
+	// Each look takes the next turn of the shared counter: a skipped
+	// upstream's turns spread over the others instead of all going to the
+	// one after it in the order.
+	for range n {
+		if i := s.order[int((p.rr.Add(1)-1)%uint64(n))]; ok(i) {
 			return i
 		}
 	}

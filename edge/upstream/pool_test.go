@@ -181,6 +181,26 @@ func TestRoundRobinWeights(t *testing.T) {
 	}
 }
 
+// An upstream out of service gives its turns to all the others, not all
+// to the one after it.
+func TestRoundRobinSkipsEvenly(t *testing.T) {
+	rec := &hostRecorder{hosts: map[string]int{}}
+	u := func(h string) *url.URL { return &url.URL{Scheme: "http", Host: h} }
+	p := newPool(t, Config{Targets: targets(u("a:1"), u("b:1"), u("c:1"), u("d:1"))},
+		Options{NewTransport: func(*url.URL) Transport { return rec }})
+	p.set.Load().ups[1].healthy.Store(false)
+	for range 3000 {
+		if _, _, err := send(p, "GET", "", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, h := range []string{"a:1", "c:1", "d:1"} {
+		if n := rec.hosts[h]; n < 950 || n > 1050 {
+			t.Errorf("%s got %d of 3000 with b out, want 1000 ±5%%", h, n)
+		}
+	}
+}
+
 // Real upstreams get their turns too.
 func TestRoundRobinReal(t *testing.T) {
 	a, b := newBackend(t, "a", nil), newBackend(t, "b", nil)
