@@ -80,7 +80,7 @@ func TestPromtoolTestRules(t *testing.T) {
 func TestAlertRulesNamed(t *testing.T) {
 	want := []string{
 		"HighErrorRate", "ProbeDown", "ProbeSlow", "HighMemoryUsage", "EdgeConfigReloadFailed",
-		"AuthBruteForce", "OutboxBacklog", "UploadErrors",
+		"AuthBruteForce", "OutboxBacklog", "UploadErrors", "UpstreamDown", "NoHealthyUpstream",
 		"EdgeAvailabilityBudgetBurnFast", "EdgeAvailabilityBudgetBurnSlow",
 		"EdgeLatencyBudgetBurnFast", "EdgeLatencyBudgetBurnSlow",
 	}
@@ -347,6 +347,9 @@ var exportedMetrics = map[string]bool{
 	"edge_config_reloads_total":                         true,
 	"edge_config_last_reload_success_timestamp_seconds": true,
 	"edge_requests_in_flight":                           true,
+	"edge_upstream_healthy":                             true,
+	"edge_upstream_requests_total":                      true,
+	"edge_retries_total":                                true,
 	"http_requests_total":                               true,
 	"http_request_duration_seconds_bucket":              true,
 	"http_request_duration_seconds_count":               true,

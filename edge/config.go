@@ -16,6 +16,8 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 	"gopkg.in/yaml.v3"
+
+	ups "selfhost.dev/edgeapp/edge/upstream"
 )
 
 // Config is a parsed and validated routes.yaml. Load is the only way to make
@@ -124,6 +126,11 @@ type Route struct {
 	Host string
 	// Headers are response header operations applied after the global ones.
 	Headers []Header
+	// Upstreams, when set, spreads the route over a pool of upstreams (to:
+	// is a list, or lb, health, passive, retry, resolve or cookie is
+	// given); To is then the first target. Nil keeps the single-upstream
+	// path, unchanged.
+	Upstreams *ups.Config
 	// PassAuth forwards the client's Authorization header to the upstream.
 	// Without it the header is removed on every route, with or without auth:
 	// browsers resend the edge's Basic credentials to every path of the site
@@ -512,7 +519,7 @@ var (
 	upKeys     = []string{"dial_timeout", "response_header_timeout", "max_idle_conns_per_host"}
 	authKeys   = []string{"failures_per_minute", "cache_ttl", "cache_entries"}
 	userKeys   = []string{"user", "hash"}
-	routeKeys  = []string{"path", "to", "auth", "strip_prefix", "max_body", "host", "headers", "pass_auth"}
+	routeKeys  = []string{"path", "to", "auth", "strip_prefix", "max_body", "host", "headers", "pass_auth", "lb", "health", "passive", "retry", "resolve", "cookie"}
 	defaultCIP = []string{"Cf-Connecting-Ip", "X-Forwarded-For"}
 )
 
@@ -761,6 +768,7 @@ func (l *loader) route(cfg *Config, n *yaml.Node, i int) (Route, bool) {
 	where := fmt.Sprintf("routes[%d]", i)
 	before := len(l.errs)
 	var pathNode, toNode *yaml.Node
+	var pool poolNodes
 	l.fields(n, where, routeKeys, func(k string, v *yaml.Node) {
 		w := where + "." + k
 		switch k {
@@ -769,23 +777,13 @@ func (l *loader) route(cfg *Config, n *yaml.Node, i int) (Route, bool) {
 			r.Path, _ = l.str(v, w)
 		case "to":
 			toNode = v
-			s, ok := l.str(v, w)
-			if !ok {
+			if v.Kind == yaml.SequenceNode {
+				l.toList(v, w, &r, &pool)
 				return
 			}
-			u, err := url.Parse(s)
-			switch {
-			case err != nil || u.Host == "" || u.Opaque != "":
-				l.errorf(v, "%s: bad URL %q (want http://host:port[/base])", w, s)
-			case u.Scheme != "http" && u.Scheme != "https":
-				l.errorf(v, "%s: bad URL %q: scheme must be http or https", w, s)
-			case u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.ForceQuery:
-				l.errorf(v, "%s: bad URL %q: no user, query or fragment", w, s)
-			default:
-				u.Path = strings.TrimRight(u.Path, "/")
-				u.RawPath = ""
-				r.To = u
-			}
+			r.To = l.upstreamURL(v, w)
+		case "lb", "health", "passive", "retry", "resolve", "cookie":
+			l.poolKey(k, v, w, &pool)
 		case "auth":
 			var ok bool
 			if r.Auth, ok = l.str(v, w); !ok {
@@ -851,8 +849,32 @@ func (l *loader) route(cfg *Config, n *yaml.Node, i int) (Route, bool) {
 	}
 	if toNode == nil {
 		l.errorf(n, "%s: to is missing", where)
+	} else {
+		l.finishPool(n, where, &r, &pool)
 	}
 	return r, len(l.errs) == before
+}
+
+// upstreamURL parses one upstream URL of to:.
+func (l *loader) upstreamURL(v *yaml.Node, w string) *url.URL {
+	s, ok := l.str(v, w)
+	if !ok {
+		return nil
+	}
+	u, err := url.Parse(s)
+	switch {
+	case err != nil || u.Host == "" || u.Opaque != "":
+		l.errorf(v, "%s: bad URL %q (want http://host:port[/base])", w, s)
+	case u.Scheme != "http" && u.Scheme != "https":
+		l.errorf(v, "%s: bad URL %q: scheme must be http or https", w, s)
+	case u.User != nil || u.RawQuery != "" || u.Fragment != "" || u.ForceQuery:
+		l.errorf(v, "%s: bad URL %q: no user, query or fragment", w, s)
+	default:
+		u.Path = strings.TrimRight(u.Path, "/")
+		u.RawPath = ""
+		return u
+	}
+	return nil
 }
 
 // ambiguousIn returns the first sub-delimiter of the normalized path p, raw

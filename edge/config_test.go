@@ -96,7 +96,7 @@ func TestLoadErrors(t *testing.T) {
 		{"repeated key", "listen: \":1\"\nlisten: \":2\"\nroutes: [ { path: /, to: \"${UP}\" } ]",
 			[]string{`line 2: config: key "listen" repeated (first at line 1)`}},
 		{"unknown route key", "routes:\n  - { path: /, to: \"${UP}\", strip: true }",
-			[]string{`line 2: routes[0]: unknown key "strip" (want one of path, to, auth, strip_prefix, max_body, host, headers, pass_auth)`}},
+			[]string{`line 2: routes[0]: unknown key "strip" (want one of path, to, auth, strip_prefix, max_body, host, headers, pass_auth, lb, health, passive, retry, resolve, cookie)`}},
 		{"unknown limits key", "limits: { max_body: 1 }\nroutes: [ { path: /, to: \"${UP}\" } ]",
 			[]string{`line 1: limits: unknown key "max_body" (want one of max_header_bytes, read_header_timeout, idle_timeout, body_read_timeout)`}},
 		{"bad duration", "limits: { idle_timeout: 2 minutes }\nroutes: [ { path: /, to: \"${UP}\" } ]",
@@ -180,7 +180,7 @@ routes:
 			`line 2: limits.idle_timeout: bad duration "soon" (want e.g. 10s, 2m, 500ms)`,
 			`line 4: routes[0].auth: unknown user set "ghosts"`,
 			`line 5: routes[1].to: bad URL "gopher://x": scheme must be http or https`,
-			`line 6: routes[2]: unknown key "colour" (want one of path, to, auth, strip_prefix, max_body, host, headers, pass_auth)`,
+			`line 6: routes[2]: unknown key "colour" (want one of path, to, auth, strip_prefix, max_body, host, headers, pass_auth, lb, health, passive, retry, resolve, cookie)`,
 			`line 6: routes[2].path: "b" must start with /`,
 		}},
 	} {

@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	ups "selfhost.dev/edgeapp/edge/upstream"
 )
 
 // metrics are the edge's collectors, registered once per Server on the
@@ -19,6 +21,7 @@ type metrics struct {
 	lastReload     prometheus.Gauge
 	inFlight       prometheus.Gauge
 	logDropped     prometheus.Counter
+	upstream       *ups.Metrics // the pools' series
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -62,6 +65,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
+	}
+	var err error
+	if m.upstream, err = ups.NewMetrics(reg); err != nil {
+		return nil, err
 	}
 	m.reloads.WithLabelValues("success")
 	m.reloads.WithLabelValues("failure")

@@ -8,10 +8,13 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	ups "selfhost.dev/edgeapp/edge/upstream"
 )
 
 // copyBufferSize is the size of the buffers ReverseProxy copies bodies with.
@@ -82,6 +85,9 @@ func (s *Server) transport(u *url.URL, up Upstream) *http.Transport {
 func (s *Server) dropUnusedTransports(t *table) {
 	used := make(map[transportKey]bool)
 	for _, rc := range t.cfg.Routes {
+		if rc.Upstreams != nil {
+			continue // its pool owns its transports
+		}
 		used[transportKey{rc.To.Scheme, rc.To.Host, t.cfg.Upstream}] = true
 	}
 	for k, tr := range s.transports {
@@ -94,9 +100,13 @@ func (s *Server) dropUnusedTransports(t *table) {
 
 // newProxy returns the ReverseProxy of route r in table t.
 func (s *Server) newProxy(t *table, r *route) *httputil.ReverseProxy {
+	var tr http.RoundTripper = r.pool
+	if r.pool == nil {
+		tr = s.transport(r.To, t.cfg.Upstream)
+	}
 	return &httputil.ReverseProxy{
 		Rewrite:        func(pr *httputil.ProxyRequest) { t.rewrite(r, pr) },
-		Transport:      s.transport(r.To, t.cfg.Upstream),
+		Transport:      tr,
 		BufferPool:     s.buffers,
 		ErrorLog:       s.proxyLog,
 		ModifyResponse: r.modifyResponse,
@@ -137,6 +147,9 @@ func (t *table) rewrite(r *route, pr *httputil.ProxyRequest) {
 	t.setForwarded(pr, t.clientOf(in))
 	if id := in.Header["X-Request-Id"]; id != nil {
 		out.Header["X-Request-Id"] = id
+	}
+	if r.pool != nil && r.pool.UsesClientIP() {
+		pr.Out = pr.Out.WithContext(ups.WithClientIP(pr.Out.Context(), t.clientOf(in).ip))
 	}
 	if !r.PassAuth {
 		// On every route, not only those with auth: after a 401 browsers
@@ -265,6 +278,7 @@ func (s *Server) proxyError(r *route, w http.ResponseWriter, req *http.Request, 
 	var status int
 	var body string
 	var lb *limitedBody // req is the outbound request, whose Body ReverseProxy wrapped
+	var noHealthy *ups.NoHealthyError
 	if ex != nil {
 		lb = ex.body
 	}
@@ -286,6 +300,9 @@ func (s *Server) proxyError(r *route, w http.ResponseWriter, req *http.Request, 
 			ex.clientGone = true
 		}
 		return
+	case errors.As(err, &noHealthy):
+		kind, status, body = "no_healthy", http.StatusServiceUnavailable, r.noHealthy
+		w.Header().Set("Retry-After", strconv.Itoa(int((noHealthy.RetryAfter+time.Second-1)/time.Second)))
 	case isTimeout(err):
 		kind, status, body = "timeout", http.StatusGatewayTimeout, r.timeout
 	case errors.Is(err, syscall.ECONNREFUSED):

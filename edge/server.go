@@ -19,6 +19,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	ups "selfhost.dev/edgeapp/edge/upstream"
 )
 
 // Options are what a Server needs besides its Config.
@@ -56,6 +58,7 @@ type Server struct {
 	reloadMu   sync.Mutex // serializes reloads, so the last file read is the one that serves
 	buildMu    sync.Mutex // serializes table builds
 	transports map[transportKey]*http.Transport
+	pools      map[string]*ups.Pool // the current table's, by route name
 	routeM     map[string]*routeMetrics
 	noRoute    *routeMetrics
 
@@ -138,6 +141,7 @@ func (s *Server) apply(cfg *Config) {
 	s.auth.cache.configure(cfg.BasicAuth.CacheTTL, cfg.BasicAuth.CacheEntries)
 	t := s.buildTable(cfg)
 	s.cur.Store(t)
+	s.swapPools(t)
 	s.dropUnusedTransports(t)
 	s.m.lastReload.SetToCurrentTime()
 }
@@ -378,7 +382,7 @@ func (s *Server) finish(ex *exchange, r *http.Request) {
 	}
 }
 
-// AdminHandler serves /metrics, /healthz and POST /-/reload.
+// AdminHandler serves /metrics, /healthz, GET /-/upstreams and POST /-/reload.
 func (s *Server) AdminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
@@ -386,6 +390,7 @@ func (s *Server) AdminHandler() http.Handler {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "ok\n")
 	})
+	mux.HandleFunc("GET /-/upstreams", s.serveUpstreams)
 	mux.HandleFunc("POST /-/reload", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		if err := s.Reload(); err != nil {
@@ -512,6 +517,7 @@ func (s *Server) shutdown(srv, admin *http.Server) {
 	for _, tr := range s.transports {
 		closeIdle(tr) // both pools: http.Transport and the fast path
 	}
+	s.closePools()
 	s.buildMu.Unlock()
 }
 

@@ -5,6 +5,8 @@ import (
 	"net/http/httputil"
 	"slices"
 	"strings"
+
+	ups "selfhost.dev/edgeapp/edge/upstream"
 )
 
 // table is an immutable routing table built from one Config. The Server
@@ -18,6 +20,8 @@ type table struct {
 	headers []headerOp          // the global header operations
 	// failLimit is basic_auth.failures_per_minute.
 	failLimit int
+	// pools are the pools of the routes with several upstreams.
+	pools []*ups.Pool
 }
 
 // route is a Route made ready to serve: its proxy, its user set, its header
@@ -30,12 +34,14 @@ type route struct {
 	baseDec   string // To's path
 	stripDec  int    // length of Path once unescaped
 	proxy     *httputil.ReverseProxy
-	users     *userSet // nil without auth
+	pool      *ups.Pool // nil with one upstream
+	users     *userSet  // nil without auth
 	headers   []headerOp
 	m         *routeMetrics
 	tooLarge  string // the 413 body
 	noGateway string // the 502 body
 	timeout   string // the 504 body
+	noHealthy string // the 503 body when a pool has no upstream available
 }
 
 // lookup returns the route for host and the normalized path, or nil. It
@@ -117,7 +123,12 @@ func (s *Server) buildTable(cfg *Config) *table {
 		r.m = s.routeMetrics(r.name)
 		r.tooLarge = "413 Request Entity Too Large: the request body exceeds the " + formatSize(rc.MaxBody) + " limit of route " + r.name + "\n"
 		r.noGateway = "502 Bad Gateway: the upstream of route " + r.name + " is unreachable\n"
+		r.noHealthy = "503 Service Unavailable: no healthy upstream for route " + r.name + "\n"
 		r.timeout = "504 Gateway Timeout: the upstream of route " + r.name + " did not answer in time\n"
+		if rc.Upstreams != nil {
+			r.upstream = poolLabel(rc.Upstreams)
+			r.pool = s.newPool(t, r)
+		}
 		r.proxy = s.newProxy(t, r)
 		if rc.Host != "" {
 			t.byHost[rc.Host] = append(t.byHost[rc.Host], r)

@@ -4,6 +4,7 @@
 //
 //	go run ./bench/cmd/harness -scenarios all      # make bench, < 15 min
 //	go run ./bench/cmd/harness -scenarios 1 -quick # make bench-quick, < 2 min
+//	go run ./bench/cmd/harness -scenarios 7 -out bench/results/failover # a pool of 3 upstreams, one killed, < 1 min
 package main
 
 import (
