@@ -290,8 +290,8 @@ func waitFor(t testing.TB, cond func() bool) {
 // BenchmarkRateLimitFlood sends one request from each of 1,000,000
 // distinct client IPs (IPv4 and IPv6 /64s) through a route's limiter,
 // bounded at the default 100,000 clients, and reports the live heap after
-// 100,000 and after 1,000,000 clients: memory stays flat once the bound is
-// reached. Run with -benchtime=1x.
+// 100,000, 500,000 and 1,000,000 clients: memory stays flat once the bound
+// is reached. Run with -benchtime=1x.
 func BenchmarkRateLimitFlood(b *testing.B) {
 	const clients, bound = 1_000_000, 100_000
 	heap := func() float64 {
@@ -304,19 +304,22 @@ func BenchmarkRateLimitFlood(b *testing.B) {
 		rl := newRateLimiter(RateLimit{Rate: 10, Per: time.Minute, Burst: 5, MaxClients: bound})
 		now := time.Now()
 		base := heap()
-		var at100k float64
+		var at100k, at500k float64
 		for i := range clients {
 			var ip string
 			if i%2 == 0 {
 				ip = netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}).String()
 			} else {
-				ip = netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, 0, byte(i >> 16), byte(i >> 8), 15: 1}).String()
+				ip = netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i), 15: 1}).String() // one /64 each
 			}
 			if !rl.allow(ip, now).ok {
 				b.Fatal("a new client was refused")
 			}
-			if i+1 == bound {
+			switch i + 1 {
+			case bound:
 				at100k = heap() - base
+			case clients / 2:
+				at500k = heap() - base
 			}
 		}
 		at1M := heap() - base
@@ -324,6 +327,7 @@ func BenchmarkRateLimitFlood(b *testing.B) {
 			b.Fatalf("holds %d clients, want %d", n, bound)
 		}
 		b.ReportMetric(at100k, "heap-bytes@100k")
+		b.ReportMetric(at500k, "heap-bytes@500k")
 		b.ReportMetric(at1M, "heap-bytes@1M")
 		b.ReportMetric(at1M/bound, "bytes/client")
 		runtime.KeepAlive(rl)

@@ -143,6 +143,11 @@ func (fa *forwardAuth) check(t *table, rt *route, ex *exchange, r *http.Request,
 		return false
 	}
 	defer res.Body.Close()
+	if res.StatusCode < 200 {
+		// A 101 or another informational answer is no verdict.
+		fa.fail(ex, r, rt)
+		return false
+	}
 	if res.StatusCode >= 200 && res.StatusCode < 300 {
 		var cached http.Header
 		if fa.cache != nil {
