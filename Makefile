@@ -4,6 +4,7 @@ GO ?= go
 BIN := bin
 STATICCHECK_VERSION := v0.8.2
 MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
+OAUTH2_PROXY_VERSION := v7.15.6
 # Race detection is on by default, as in CI; `make test RACE=` turns it off.
 RACE ?= -race
 # Whole-suite timeout: the suite is kept well under ~10 minutes on 2 cores.
@@ -61,8 +62,9 @@ lint: ## gofmt, go vet and staticcheck (pinned).
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
 .PHONY: tools
-tools: ## Install the pinned MinIO server used by the integration tests (about 3 minutes to build).
+tools: ## Install the pinned MinIO server and oauth2-proxy used by the integration tests (about 3 minutes to build).
 	$(GO) install github.com/minio/minio@$(MINIO_VERSION)
+	$(GO) install github.com/oauth2-proxy/oauth2-proxy/v7@$(OAUTH2_PROXY_VERSION)
 
 .PHONY: clean
 clean: ## Remove build output and the run data directory.

@@ -122,6 +122,8 @@ type logEntry struct {
 	user      string
 	userAgent string
 	cfRay     string
+	// denyReason says why the edge refused the request (access.go), or "".
+	denyReason string
 }
 
 // log adds e's line to the pending batch, or drops and counts it when the
@@ -183,6 +185,10 @@ func appendEntry(b []byte, e *logEntry) []byte {
 	b = appendJSONString(b, e.userAgent)
 	b = append(b, `,"cf_ray":`...)
 	b = appendJSONString(b, e.cfRay)
+	if e.denyReason != "" {
+		b = append(b, `,"deny_reason":`...)
+		b = appendJSONString(b, e.denyReason)
+	}
 	return append(b, "}\n"...)
 }
 

@@ -55,6 +55,12 @@ type Config struct {
 	Users map[string][]User
 	// Routes are in file order.
 	Routes []Route
+	// AuthServers are the forward-auth servers routes name in ForwardAuth
+	// (config_access.go).
+	AuthServers map[string]*AuthServer
+	// Allow and Deny are the default client IP lists of routes that set
+	// none (nil: everyone).
+	Allow, Deny []netip.Prefix
 }
 
 // Limits bound what a client may send.
@@ -136,6 +142,16 @@ type Route struct {
 	// browsers resend the edge's Basic credentials to every path of the site
 	// after a 401, and no upstream should see the admin's password unasked.
 	PassAuth bool
+	// Allow, when not nil, lets only these client IPs in (403 for others);
+	// nil uses Config.Allow.
+	Allow []netip.Prefix
+	// Deny refuses these client IPs with 403, before Allow; nil uses
+	// Config.Deny.
+	Deny []netip.Prefix
+	// ForwardAuth names the auth server asked about every request ("" for none).
+	ForwardAuth string
+	// RateLimit bounds requests per client IP (nil: none).
+	RateLimit *RateLimit
 	// Line is where the route starts in the file.
 	Line int
 }
@@ -514,12 +530,12 @@ func (l *loader) headers(n *yaml.Node, where string) []Header {
 }
 
 var (
-	topKeys    = []string{"listen", "admin", "trusted_proxies", "client_ip_headers", "access_log", "limits", "upstream", "basic_auth", "shutdown_grace", "underscores_in_headers", "headers", "users", "routes"}
+	topKeys    = []string{"listen", "admin", "trusted_proxies", "client_ip_headers", "access_log", "limits", "upstream", "basic_auth", "shutdown_grace", "underscores_in_headers", "headers", "users", "routes", "auth_servers", "allow", "deny"}
 	limitKeys  = []string{"max_header_bytes", "read_header_timeout", "idle_timeout", "body_read_timeout"}
 	upKeys     = []string{"dial_timeout", "response_header_timeout", "max_idle_conns_per_host"}
 	authKeys   = []string{"failures_per_minute", "cache_ttl", "cache_entries"}
 	userKeys   = []string{"user", "hash"}
-	routeKeys  = []string{"path", "to", "auth", "strip_prefix", "max_body", "host", "headers", "pass_auth", "lb", "health", "passive", "retry", "resolve", "cookie"}
+	routeKeys  = []string{"path", "to", "auth", "strip_prefix", "max_body", "host", "headers", "pass_auth", "lb", "health", "passive", "retry", "resolve", "cookie", "allow", "deny", "forward_auth", "rate_limit"}
 	defaultCIP = []string{"Cf-Connecting-Ip", "X-Forwarded-For"}
 )
 
@@ -546,7 +562,7 @@ func (l *loader) config(doc *yaml.Node) *Config {
 		l.errs = append(l.errs, &ConfigError{Line: 1, Msg: "empty config: want at least routes"})
 		return cfg
 	}
-	var usersNode *yaml.Node
+	var usersNode, authServersNode *yaml.Node
 	var routeNodes []*yaml.Node
 	l.fields(root, "config", topKeys, func(k string, v *yaml.Node) {
 		switch k {
@@ -639,6 +655,12 @@ func (l *loader) config(doc *yaml.Node) *Config {
 			cfg.Headers = l.headers(v, k)
 		case "users":
 			usersNode = v
+		case "auth_servers":
+			authServersNode = v
+		case "allow":
+			cfg.Allow = l.prefixes(v, k)
+		case "deny":
+			cfg.Deny = l.prefixes(v, k)
 		case "routes":
 			if v.Kind != yaml.SequenceNode {
 				l.errorf(v, "routes: want a list, got %s", describe(v))
@@ -651,6 +673,9 @@ func (l *loader) config(doc *yaml.Node) *Config {
 	})
 	if usersNode != nil {
 		l.users(cfg, usersNode)
+	}
+	if authServersNode != nil {
+		l.authServers(cfg, authServersNode)
 	}
 	if routeNodes == nil && root.Kind == yaml.MappingNode {
 		l.errorf(root, "routes: no routes")
@@ -817,6 +842,8 @@ func (l *loader) route(cfg *Config, n *yaml.Node, i int) (Route, bool) {
 			r.Headers = l.headers(v, w)
 		case "pass_auth":
 			r.PassAuth = l.boolean(v, w)
+		case "allow", "deny", "forward_auth", "rate_limit":
+			l.routeAccess(cfg, &r, k, v, w)
 		}
 	})
 	switch {

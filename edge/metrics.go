@@ -22,6 +22,8 @@ type metrics struct {
 	inFlight       prometheus.Gauge
 	logDropped     prometheus.Counter
 	upstream       *ups.Metrics // the pools' series
+	forwardAuth    *prometheus.CounterVec
+	denied         *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -60,8 +62,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Access log lines dropped because the log writer fell behind.",
 		}),
 	}
+	m.forwardAuth = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "edge_forward_auth_total",
+		Help: "Forward-auth checks, by route and result (allowed, denied, error: the auth server unreachable or too slow).",
+	}, []string{"route", "result"})
+	m.denied = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "edge_denied_total",
+		Help: "Requests refused before any credentials were looked at, by route and reason (ip, rate_limit).",
+	}, []string{"route", "reason"})
 	for _, c := range []prometheus.Collector{m.requests, m.duration, m.upstreamErrors, m.authFailures,
-		m.reloads, m.lastReload, m.inFlight, m.logDropped} {
+		m.reloads, m.lastReload, m.inFlight, m.logDropped, m.forwardAuth, m.denied} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

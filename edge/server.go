@@ -62,6 +62,11 @@ type Server struct {
 	routeM     map[string]*routeMetrics
 	noRoute    *routeMetrics
 
+	// Who may pass: rate limiters by route name, kept across reloads
+	// (ratelimit.go), and the Transport of forward auth (forwardauth.go).
+	limiters     map[string]*rateLimiter
+	fwdTransport *http.Transport
+
 	inflight  atomic.Int64 // requests in handlers, websockets included
 	exchanges sync.Pool
 
@@ -95,6 +100,9 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		started:    cfg,
 		transports: make(map[transportKey]*http.Transport),
 		routeM:     make(map[string]*routeMetrics),
+
+		limiters:     make(map[string]*rateLimiter),
+		fwdTransport: newFwdTransport(),
 	}
 	s.exchanges.New = func() any { return new(exchange) }
 	s.baseCtx, s.cancelBase = context.WithCancel(context.Background())
@@ -143,6 +151,7 @@ func (s *Server) apply(cfg *Config) {
 	s.cur.Store(t)
 	s.swapPools(t)
 	s.dropUnusedTransports(t)
+	s.dropUnusedLimiters(t)
 	s.m.lastReload.SetToCurrentTime()
 }
 
@@ -292,12 +301,19 @@ func (s *Server) serve(t *table, ex *exchange, r *http.Request, hasPath bool) {
 		return
 	}
 	ex.route = rt
+	if t.authHeaders != nil {
+		stripHeaders(r.Header, t.authHeaders)
+	}
+	if rt.access != nil && !s.admit(rt, ex, r) {
+		return
+	}
 	if rt.users != nil {
 		user, res, wait := s.auth.check(r.Context(), rt.users, r.Header.Get("Authorization"), e.clientIP, t.failLimit, time.Now())
 		switch res {
 		case authMissing, authFailed:
 			if res == authFailed {
 				rt.m.authFailures.Inc()
+				e.denyReason = denyBasicAuth
 			}
 			w.Header()["Www-Authenticate"] = []string{rt.users.realm}
 			respond(w, r, rt.headers, http.StatusUnauthorized, "401 Unauthorized\n")
@@ -312,6 +328,9 @@ func (s *Server) serve(t *table, ex *exchange, r *http.Request, hasPath bool) {
 			return
 		}
 		e.user = user
+	}
+	if rt.fwd != nil && !rt.fwd.check(t, rt, ex, r, clean) {
+		return
 	}
 	if rt.MaxBody > 0 && r.ContentLength > rt.MaxBody {
 		w.Header().Set("Connection", "close")
@@ -518,6 +537,7 @@ func (s *Server) shutdown(srv, admin *http.Server) {
 		closeIdle(tr) // both pools: http.Transport and the fast path
 	}
 	s.closePools()
+	s.fwdTransport.CloseIdleConnections()
 	s.buildMu.Unlock()
 }
 

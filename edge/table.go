@@ -22,6 +22,9 @@ type table struct {
 	failLimit int
 	// pools are the pools of the routes with several upstreams.
 	pools []*ups.Pool
+	// authHeaders are the copy_headers of every auth server, lower case,
+	// removed from every request (forwardauth.go); nil without auth servers.
+	authHeaders []string
 }
 
 // route is a Route made ready to serve: its proxy, its user set, its header
@@ -42,6 +45,9 @@ type route struct {
 	noGateway string // the 502 body
 	timeout   string // the 504 body
 	noHealthy string // the 503 body when a pool has no upstream available
+
+	access *routeAccess // allow/deny and rate limit; nil without them (access.go)
+	fwd    *forwardAuth // nil without forward_auth (forwardauth.go)
 }
 
 // lookup returns the route for host and the normalized path, or nil. It
@@ -103,6 +109,7 @@ func (s *Server) buildTable(cfg *Config) *table {
 		headers:   headerOps(cfg.Headers, nil),
 		failLimit: cfg.BasicAuth.FailuresPerMinute,
 	}
+	t.authHeaders = copyHeaderNames(cfg)
 	sets := make(map[string]*userSet)
 	for name, users := range cfg.Users {
 		sets[name] = s.auth.newUserSet(name, users)
@@ -121,6 +128,10 @@ func (s *Server) buildTable(cfg *Config) *table {
 			r.users = sets[rc.Auth]
 		}
 		r.m = s.routeMetrics(r.name)
+		r.access = s.newRouteAccess(cfg, rc, r.name)
+		if rc.ForwardAuth != "" {
+			r.fwd = s.newForwardAuth(cfg, rc, r.name)
+		}
 		r.tooLarge = "413 Request Entity Too Large: the request body exceeds the " + formatSize(rc.MaxBody) + " limit of route " + r.name + "\n"
 		r.noGateway = "502 Bad Gateway: the upstream of route " + r.name + " is unreachable\n"
 		r.noHealthy = "503 Service Unavailable: no healthy upstream for route " + r.name + "\n"
@@ -141,4 +152,13 @@ func (s *Server) buildTable(cfg *Config) *table {
 		sortRoutes(rs)
 	}
 	return t
+}
+
+// all returns every route of t.
+func (t *table) all() []*route {
+	out := slices.Clone(t.any)
+	for _, rs := range t.byHost {
+		out = append(out, rs...)
+	}
+	return out
 }
