@@ -122,6 +122,7 @@ type logEntry struct {
 	user      string
 	userAgent string
 	cfRay     string
+	encoding  string // the response's compression, if the edge applied one
 }
 
 // log adds e's line to the pending batch, or drops and counts it when the
@@ -183,6 +184,8 @@ func appendEntry(b []byte, e *logEntry) []byte {
 	b = appendJSONString(b, e.userAgent)
 	b = append(b, `,"cf_ray":`...)
 	b = appendJSONString(b, e.cfRay)
+	b = append(b, `,"encoding":`...)
+	b = appendJSONString(b, e.encoding)
 	return append(b, "}\n"...)
 }
 
@@ -240,6 +243,7 @@ type recorder struct {
 	wroteHeader bool
 	clientGone  bool         // set by the proxy's error handler: log 499
 	body        *limitedBody // the request body, for the error handler
+	pages       *ErrorPages  // the operator's error pages, for respond
 }
 
 var _ http.ResponseWriter = (*recorder)(nil)

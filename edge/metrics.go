@@ -19,6 +19,7 @@ type metrics struct {
 	lastReload     prometheus.Gauge
 	inFlight       prometheus.Gauge
 	logDropped     prometheus.Counter
+	encodeBytes    *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -56,9 +57,13 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "edge_access_log_dropped_total",
 			Help: "Access log lines dropped because the log writer fell behind.",
 		}),
+		encodeBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "edge_encode_bytes_total",
+			Help: "Bytes of responses the edge compressed, by route, encoding and stage (in: before, out: after).",
+		}, []string{"route", "encoding", "stage"}),
 	}
 	for _, c := range []prometheus.Collector{m.requests, m.duration, m.upstreamErrors, m.authFailures,
-		m.reloads, m.lastReload, m.inFlight, m.logDropped} {
+		m.reloads, m.lastReload, m.inFlight, m.logDropped, m.encodeBytes} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -92,6 +97,7 @@ type routeMetrics struct {
 	duration     prometheus.Observer
 	authFailures prometheus.Counter
 	errors       *prometheus.CounterVec
+	encodeBytes  *prometheus.CounterVec
 }
 
 func (m *metrics) forRoute(name string) *routeMetrics {
@@ -101,7 +107,18 @@ func (m *metrics) forRoute(name string) *routeMetrics {
 		duration:     m.duration.WithLabelValues(name),
 		authFailures: m.authFailures.WithLabelValues(name),
 		errors:       m.upstreamErrors,
+		encodeBytes:  m.encodeBytes,
 	}
+}
+
+// encoded counts the bytes of one compressed response; enc "" (not
+// compressed) counts nothing.
+func (rm *routeMetrics) encoded(enc string, in, out int64) {
+	if enc == "" {
+		return
+	}
+	rm.encodeBytes.WithLabelValues(rm.route, enc, "in").Add(float64(in))
+	rm.encodeBytes.WithLabelValues(rm.route, enc, "out").Add(float64(out))
 }
 
 // observe counts one finished request.

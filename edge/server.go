@@ -261,6 +261,7 @@ func requestPath(r *http.Request) (string, bool) {
 
 func (s *Server) serve(t *table, ex *exchange, r *http.Request, hasPath bool) {
 	w := &ex.rec
+	w.pages = t.pages
 	e := &ex.entry
 	e.clientIP = t.clientOf(r).ip
 	e.requestID = s.ids.requestID(r)
@@ -305,6 +306,10 @@ func (s *Server) serve(t *table, ex *exchange, r *http.Request, hasPath bool) {
 		}
 		e.user = user
 	}
+	if rt.Redirect != nil {
+		serveRedirect(w, r, rt, clean)
+		return
+	}
 	if rt.MaxBody > 0 && r.ContentLength > rt.MaxBody {
 		w.Header().Set("Connection", "close")
 		respond(w, r, rt.headers, http.StatusRequestEntityTooLarge, rt.tooLarge)
@@ -322,6 +327,16 @@ func (s *Server) serve(t *table, ex *exchange, r *http.Request, hasPath bool) {
 		// What the route matched is what is forwarded, byte for byte.
 		r.URL.RawPath = clean
 		r.URL.Path = unescapePath(clean)
+	}
+	if len(rt.encode) > 0 && r.Header["Upgrade"] == nil {
+		// Wrapped even when the client accepts no encoding: the response
+		// still varies by Accept-Encoding.
+		ew := &encodeWriter{w: w, enc: pickEncoding(r.Header["Accept-Encoding"], rt.encode), method: r.Method}
+		rt.proxy.ServeHTTP(ew, r)
+		var in, out int64
+		e.encoding, in, out = ew.close()
+		rt.m.encoded(e.encoding, in, out)
+		return
 	}
 	rt.proxy.ServeHTTP(w, r)
 }

@@ -18,6 +18,8 @@ type table struct {
 	headers []headerOp          // the global header operations
 	// failLimit is basic_auth.failures_per_minute.
 	failLimit int
+	// pages are the operator's error pages (error_pages).
+	pages *ErrorPages
 }
 
 // route is a Route made ready to serve: its proxy, its user set, its header
@@ -36,6 +38,7 @@ type route struct {
 	tooLarge  string // the 413 body
 	noGateway string // the 502 body
 	timeout   string // the 504 body
+	encode    []string // the encodings responses may get: the route's, or the global ones
 }
 
 // lookup returns the route for host and the normalized path, or nil. It
@@ -96,6 +99,7 @@ func (s *Server) buildTable(cfg *Config) *table {
 		byHost:    make(map[string][]*route),
 		headers:   headerOps(cfg.Headers, nil),
 		failLimit: cfg.BasicAuth.FailuresPerMinute,
+		pages:     &cfg.ErrorPages,
 	}
 	sets := make(map[string]*userSet)
 	for name, users := range cfg.Users {
@@ -105,11 +109,15 @@ func (s *Server) buildTable(cfg *Config) *table {
 		r := &route{
 			Route:    rc,
 			name:     hostPath(rc.Host, rc.Path),
-			upstream: rc.To.String(),
-			baseRaw:  rc.To.EscapedPath(),
-			baseDec:  rc.To.Path,
 			stripDec: len(unescapePath(rc.Path)),
 			headers:  headerOps(cfg.Headers, rc.Headers),
+			encode:   cfg.Encode,
+		}
+		if rc.EncodeSet {
+			r.encode = rc.Encode
+		}
+		if rc.To != nil {
+			r.upstream, r.baseRaw, r.baseDec = rc.To.String(), rc.To.EscapedPath(), rc.To.Path
 		}
 		if rc.Auth != "" {
 			r.users = sets[rc.Auth]
@@ -118,7 +126,11 @@ func (s *Server) buildTable(cfg *Config) *table {
 		r.tooLarge = "413 Request Entity Too Large: the request body exceeds the " + formatSize(rc.MaxBody) + " limit of route " + r.name + "\n"
 		r.noGateway = "502 Bad Gateway: the upstream of route " + r.name + " is unreachable\n"
 		r.timeout = "504 Gateway Timeout: the upstream of route " + r.name + " did not answer in time\n"
-		r.proxy = s.newProxy(t, r)
+		if rc.To != nil {
+			r.proxy = s.newProxy(t, r)
+		} else {
+			r.upstream = "redirect"
+		}
 		if rc.Host != "" {
 			t.byHost[rc.Host] = append(t.byHost[rc.Host], r)
 		} else {
