@@ -25,7 +25,7 @@ func TestPickEncoding(t *testing.T) {
 		{"", ""},
 		{"gzip", "gzip"},
 		{"zstd", "zstd"},
-		{"gzip, zstd", "zstd"},          // equal q: the edge's order
+		{"gzip, zstd", "zstd"},           // equal q: the edge's order
 		{"gzip;q=1, zstd;q=0.5", "gzip"}, // q honoured
 		{"zstd;q=0, gzip", "gzip"},
 		{"zstd;q=0, gzip;q=0", ""},

@@ -193,8 +193,8 @@ routes:
 func TestOperatorErrorPages(t *testing.T) {
 	dir := t.TempDir()
 	for name, content := range map[string]string{
-		"502.html": `<h1>Back soon</h1><p>{{.Status}} {{.Message}} id={{.RequestID}}</p>`,
-		"4xx.html": `<p>client error {{.Status}} {{.StatusText}} id={{.RequestID}}</p>`,
+		"502.html":  `<h1>Back soon</h1><p>{{.Status}} {{.Message}} id={{.RequestID}}</p>`,
+		"4xx.html":  `<p>client error {{.Status}} {{.StatusText}} id={{.RequestID}}</p>`,
 		"notes.txt": "ignored",
 	} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {

@@ -35,9 +35,9 @@ type route struct {
 	users     *userSet // nil without auth
 	headers   []headerOp
 	m         *routeMetrics
-	tooLarge  string // the 413 body
-	noGateway string // the 502 body
-	timeout   string // the 504 body
+	tooLarge  string   // the 413 body
+	noGateway string   // the 502 body
+	timeout   string   // the 504 body
 	encode    []string // the encodings responses may get: the route's, or the global ones
 }
 
