@@ -14,8 +14,8 @@ type WrkResult struct {
 	Duration     time.Duration
 	RPS          float64
 	P50, P99     time.Duration
-	Non2xx       int64 // wrk's "Non-2xx or 3xx responses"
-	SocketErrors int64 // connect + read + write + timeout
+	Non2xx       int64   // wrk's "Non-2xx or 3xx responses"
+	SocketErrors int64   // connect + read + write + timeout
 	BytesRead    float64 // "…, 1.18GB read": what the client received, headers included
 }
 
