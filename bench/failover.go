@@ -15,21 +15,21 @@ import (
 	"time"
 )
 
-// failoverPhase is how long scenario 7 runs before the kill, while one
+// failoverPhase is how long scenario 8 runs before the kill, while one
 // upstream is dead, and after its restart.
 const failoverPhase = 4 * time.Second
 
-// failoverHealth is the health interval of scenario 7's pool.
+// failoverHealth is the health interval of scenario 8's pool.
 const failoverHealth = time.Second
 
-// scenario7 puts the edge in front of three upstreams (one route, a pool
+// scenario8 puts the edge in front of three upstreams (one route, a pool
 // with health checks) under a steady GET load, kills one upstream with
 // SIGKILL, starts it again on its port, and records req/s and failed
 // requests second by second: one bar per second in the chart.
-func (e *Env) scenario7(ctx context.Context, opts Options) ([]*Table, error) {
+func (e *Env) scenario8(ctx context.Context, opts Options) ([]*Table, error) {
 	dir, err := os.MkdirTemp(e.Dir, "s7-")
 	if err != nil {
-		return nil, fmt.Errorf("scenario 7 dir: %w", err)
+		return nil, fmt.Errorf("scenario 8 dir: %w", err)
 	}
 	startUp := func(i, port int) (*Proc, error) {
 		return StartProc(ctx, ProcSpec{
@@ -126,7 +126,7 @@ routes:
 
 	t := &Table{
 		ID: "s7-failover", Scenario: 7, Layout: "unpinned", Logs: false, Conns: conns, Unit: "req/s",
-		Title: fmt.Sprintf("Scenario 7: GET 1 KiB through a pool of 3 upstreams, one killed -9 at %ds and restarted at %ds (health interval %s)",
+		Title: fmt.Sprintf("Scenario 8: GET 1 KiB through a pool of 3 upstreams, one killed -9 at %ds and restarted at %ds (health interval %s)",
 			int(killedAt.Seconds()), int(restartedAt.Seconds()), failoverHealth),
 		Notes: []string{"One bar per second of the run; a failed request is any answer but 200 or no answer.",
 			"The kill and the restart happen at the seconds in the title; the edge retries refused connections on the other upstreams and takes the dead one out (passive health), then back after the first passed check."},

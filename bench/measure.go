@@ -62,6 +62,9 @@ func (e *Env) runWrk(ctx context.Context, f *Fleet, target string, l load, conns
 		Value: w.RPS, P50ms: ms(w.P50), P99ms: ms(w.P99),
 		Requests: w.Requests, Non2xx: w.Non2xx, SocketErrors: w.SocketErrors,
 	}
+	if w.Requests > 0 {
+		s.BytesPerReq = w.BytesRead / float64(w.Requests)
+	}
 	if cerr == nil && w.Requests > 0 {
 		s.CPUus = float64((cpu1 - cpu0).Microseconds()) / float64(w.Requests)
 	}

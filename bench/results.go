@@ -19,6 +19,7 @@ type Sample struct {
 	Requests     int64   `json:"requests,omitempty"`
 	Non2xx       int64   `json:"non_2xx,omitempty"`
 	SocketErrors int64   `json:"socket_errors,omitempty"`
+	BytesPerReq  float64 `json:"bytes_per_req,omitempty"` // what the client received per response, headers included
 }
 
 // Row is one target in a table: its samples and their summaries.

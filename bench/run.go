@@ -107,6 +107,8 @@ func Run(ctx context.Context, opts Options, logw io.Writer) (*Results, error) {
 			tables, err = e.scenario6(ctx, opts)
 		case 7:
 			tables, err = e.scenario7(ctx, opts)
+		case 8:
+			tables, err = e.scenario8(ctx, opts)
 		default:
 			err = fmt.Errorf("no scenario %d", n)
 		}

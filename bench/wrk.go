@@ -14,8 +14,9 @@ type WrkResult struct {
 	Duration     time.Duration
 	RPS          float64
 	P50, P99     time.Duration
-	Non2xx       int64 // wrk's "Non-2xx or 3xx responses"
-	SocketErrors int64 // connect + read + write + timeout
+	Non2xx       int64   // wrk's "Non-2xx or 3xx responses"
+	SocketErrors int64   // connect + read + write + timeout
+	BytesRead    float64 // "…, 1.18GB read": what the client received, headers included
 }
 
 // Errors returns the failed requests: non-2xx/3xx answers and socket errors.
@@ -51,6 +52,9 @@ func ParseWrk(out string) (WrkResult, error) {
 				return r, fmt.Errorf("run time: %w", err)
 			}
 			r.Requests, r.Duration, haveReqs = n, d, true
+			if len(f) >= 6 && f[5] == "read" {
+				r.BytesRead = parseWrkBytes(f[4])
+			}
 		case len(f) == 2 && f[0] == "Requests/sec:":
 			v, err := strconv.ParseFloat(f[1], 64)
 			if err != nil {
@@ -104,4 +108,24 @@ func firstLines(s string, n int) string {
 		lines = lines[:n]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// parseWrkBytes reads wrk's byte counts ("1.18GB", "512.00KB", "100B"),
+// in powers of 1024 as wrk prints them; 0 if unreadable.
+func parseWrkBytes(s string) float64 {
+	mult := 1.0
+	for _, u := range []struct {
+		suffix string
+		mult   float64
+	}{{"TB", 1 << 40}, {"GB", 1 << 30}, {"MB", 1 << 20}, {"KB", 1 << 10}, {"B", 1}} {
+		if v, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, mult = v, u.mult
+			break
+		}
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return 0
+	}
+	return v * mult
 }

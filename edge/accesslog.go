@@ -124,6 +124,7 @@ type logEntry struct {
 	cfRay     string
 	// denyReason says why the edge refused the request (access.go), or "".
 	denyReason string
+	encoding   string // the response's compression, if the edge applied one
 }
 
 // log adds e's line to the pending batch, or drops and counts it when the
@@ -189,6 +190,8 @@ func appendEntry(b []byte, e *logEntry) []byte {
 		b = append(b, `,"deny_reason":`...)
 		b = appendJSONString(b, e.denyReason)
 	}
+	b = append(b, `,"encoding":`...)
+	b = appendJSONString(b, e.encoding)
 	return append(b, "}\n"...)
 }
 
@@ -248,6 +251,7 @@ type recorder struct {
 	body        *limitedBody // the request body, for the error handler
 	http10      bool         // the client speaks HTTP/1.0: no 1xx (RFC 9110 §15.2)
 	tunnel      *tunnelConn  // the hijacked connection of a websocket (tunnel.go)
+	pages       *ErrorPages  // the operator's error pages, for respond
 }
 
 var _ http.ResponseWriter = (*recorder)(nil)

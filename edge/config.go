@@ -53,6 +53,13 @@ type Config struct {
 	Headers []Header
 	// Users are the named credential sets that routes name in Auth.
 	Users map[string][]User
+	// Encode lists the encodings responses may be compressed with, in the
+	// edge's order of preference (zstd, gzip); routes may override it.
+	// Empty (the default): responses pass as the upstream sent them.
+	Encode []string
+	// ErrorPages gives the HTML pages of the edge's own errors; by default
+	// built-in ones.
+	ErrorPages ErrorPages
 	// Routes are in file order.
 	Routes []Route
 	// AuthServers are the forward-auth servers routes name in ForwardAuth
@@ -152,6 +159,13 @@ type Route struct {
 	ForwardAuth string
 	// RateLimit bounds requests per client IP (nil: none).
 	RateLimit *RateLimit
+	// Encode overrides Config.Encode for this route when EncodeSet
+	// (`encode: []` turns compression off).
+	Encode    []string
+	EncodeSet bool
+	// Redirect, when set, answers the route's requests with a redirect; the
+	// route then has no To.
+	Redirect *Redirect
 	// Line is where the route starts in the file.
 	Line int
 }
@@ -530,12 +544,12 @@ func (l *loader) headers(n *yaml.Node, where string) []Header {
 }
 
 var (
-	topKeys    = []string{"listen", "admin", "trusted_proxies", "client_ip_headers", "access_log", "limits", "upstream", "basic_auth", "shutdown_grace", "underscores_in_headers", "headers", "users", "routes", "auth_servers", "allow", "deny"}
+	topKeys    = []string{"listen", "admin", "trusted_proxies", "client_ip_headers", "access_log", "limits", "upstream", "basic_auth", "shutdown_grace", "underscores_in_headers", "headers", "users", "routes", "auth_servers", "allow", "deny", "encode", "error_pages"}
 	limitKeys  = []string{"max_header_bytes", "read_header_timeout", "idle_timeout", "body_read_timeout"}
 	upKeys     = []string{"dial_timeout", "response_header_timeout", "max_idle_conns_per_host"}
 	authKeys   = []string{"failures_per_minute", "cache_ttl", "cache_entries"}
 	userKeys   = []string{"user", "hash"}
-	routeKeys  = []string{"path", "to", "auth", "strip_prefix", "max_body", "host", "headers", "pass_auth", "lb", "health", "passive", "retry", "resolve", "cookie", "allow", "deny", "forward_auth", "rate_limit"}
+	routeKeys  = []string{"path", "to", "auth", "strip_prefix", "max_body", "host", "headers", "pass_auth", "lb", "health", "passive", "retry", "resolve", "cookie", "allow", "deny", "forward_auth", "rate_limit", "encode", "redirect"}
 	defaultCIP = []string{"Cf-Connecting-Ip", "X-Forwarded-For"}
 )
 
@@ -661,6 +675,10 @@ func (l *loader) config(doc *yaml.Node) *Config {
 			cfg.Allow = l.prefixes(v, k)
 		case "deny":
 			cfg.Deny = l.prefixes(v, k)
+		case "encode":
+			cfg.Encode = l.encodings(v, k)
+		case "error_pages":
+			cfg.ErrorPages = l.errorPages(v, k)
 		case "routes":
 			if v.Kind != yaml.SequenceNode {
 				l.errorf(v, "routes: want a list, got %s", describe(v))
@@ -681,6 +699,7 @@ func (l *loader) config(doc *yaml.Node) *Config {
 		l.errorf(root, "routes: no routes")
 	}
 	seen := make(map[string]int)
+	nodes := make(map[int]*yaml.Node)
 	for i, n := range routeNodes {
 		r, ok := l.route(cfg, n, i)
 		if !ok {
@@ -692,8 +711,10 @@ func (l *loader) config(doc *yaml.Node) *Config {
 			continue
 		}
 		seen[key] = n.Line
+		nodes[len(cfg.Routes)] = n
 		cfg.Routes = append(cfg.Routes, r)
 	}
+	l.checkRedirectLoops(cfg, nodes)
 	return cfg
 }
 
@@ -844,6 +865,10 @@ func (l *loader) route(cfg *Config, n *yaml.Node, i int) (Route, bool) {
 			r.PassAuth = l.boolean(v, w)
 		case "allow", "deny", "forward_auth", "rate_limit":
 			l.routeAccess(cfg, &r, k, v, w)
+		case "encode":
+			r.Encode, r.EncodeSet = l.encodings(v, w), true
+		case "redirect":
+			r.Redirect = l.redirect(v, w)
 		}
 	})
 	switch {
@@ -874,9 +899,12 @@ func (l *loader) route(cfg *Config, n *yaml.Node, i int) (Route, bool) {
 			r.Path = clean
 		}
 	}
-	if toNode == nil {
+	switch {
+	case toNode == nil && r.Redirect == nil:
 		l.errorf(n, "%s: to is missing", where)
-	} else {
+	case toNode != nil && r.Redirect != nil:
+		l.errorf(toNode, "%s: to and redirect exclude each other (a route forwards or redirects)", where)
+	case toNode != nil:
 		l.finishPool(n, where, &r, &pool)
 	}
 	return r, len(l.errs) == before

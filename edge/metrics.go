@@ -24,6 +24,7 @@ type metrics struct {
 	upstream       *ups.Metrics // the pools' series
 	forwardAuth    *prometheus.CounterVec
 	denied         *prometheus.CounterVec
+	encodeBytes    *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -61,6 +62,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "edge_access_log_dropped_total",
 			Help: "Access log lines dropped because the log writer fell behind.",
 		}),
+		encodeBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "edge_encode_bytes_total",
+			Help: "Bytes of responses the edge compressed, by route, encoding and stage (in: before, out: after).",
+		}, []string{"route", "encoding", "stage"}),
 	}
 	m.forwardAuth = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "edge_forward_auth_total",
@@ -71,7 +76,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		Help: "Requests refused before any credentials were looked at, by route and reason (ip, rate_limit).",
 	}, []string{"route", "reason"})
 	for _, c := range []prometheus.Collector{m.requests, m.duration, m.upstreamErrors, m.authFailures,
-		m.reloads, m.lastReload, m.inFlight, m.logDropped, m.forwardAuth, m.denied} {
+		m.reloads, m.lastReload, m.inFlight, m.logDropped, m.forwardAuth, m.denied, m.encodeBytes} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -109,6 +114,7 @@ type routeMetrics struct {
 	duration     prometheus.Observer
 	authFailures prometheus.Counter
 	errors       *prometheus.CounterVec
+	encodeBytes  *prometheus.CounterVec
 }
 
 func (m *metrics) forRoute(name string) *routeMetrics {
@@ -118,7 +124,18 @@ func (m *metrics) forRoute(name string) *routeMetrics {
 		duration:     m.duration.WithLabelValues(name),
 		authFailures: m.authFailures.WithLabelValues(name),
 		errors:       m.upstreamErrors,
+		encodeBytes:  m.encodeBytes,
 	}
+}
+
+// encoded counts the bytes of one compressed response; enc "" (not
+// compressed) counts nothing.
+func (rm *routeMetrics) encoded(enc string, in, out int64) {
+	if enc == "" {
+		return
+	}
+	rm.encodeBytes.WithLabelValues(rm.route, enc, "in").Add(float64(in))
+	rm.encodeBytes.WithLabelValues(rm.route, enc, "out").Add(float64(out))
 }
 
 // observe counts one finished request.

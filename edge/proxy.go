@@ -85,8 +85,8 @@ func (s *Server) transport(u *url.URL, up Upstream) *http.Transport {
 func (s *Server) dropUnusedTransports(t *table) {
 	used := make(map[transportKey]bool)
 	for _, rc := range t.cfg.Routes {
-		if rc.Upstreams != nil {
-			continue // its pool owns its transports
+		if rc.Upstreams != nil || rc.To == nil {
+			continue // a pool owns its transports; a redirect has none
 		}
 		used[transportKey{rc.To.Scheme, rc.To.Host, t.cfg.Upstream}] = true
 	}
@@ -273,7 +273,7 @@ func (b *limitedBody) Close() error { return b.rc.Close() }
 // proxyError answers a failed round trip. The client sees a short message
 // naming the route; the cause goes to the edge's log.
 func (s *Server) proxyError(r *route, w http.ResponseWriter, req *http.Request, err error) {
-	ex, _ := w.(*recorder)
+	ex := recorderOf(w)
 	var kind string
 	var status int
 	var body string
@@ -340,15 +340,32 @@ var (
 )
 
 // respond writes a response made by the edge itself: header operations of
-// the route (or the global ones), the request ID, a short text body.
+// the route (or the global ones), the request ID, and body (a short text
+// starting with the status) in the format the client prefers (errorpage.go).
 func respond(w http.ResponseWriter, req *http.Request, ops []headerOp, status int, body string) {
 	h := w.Header()
 	applyHeaders(h, ops)
-	h["Content-Type"] = textPlain
 	h["X-Content-Type-Options"] = noSniff
 	if id := req.Header["X-Request-Id"]; id != nil {
 		h["X-Request-Id"] = id
 	}
-	w.WriteHeader(status)
-	_, _ = io.WriteString(w, body)
+	var pages *ErrorPages
+	if rec := recorderOf(w); rec != nil {
+		pages = rec.pages
+	}
+	writeError(w, req, pages, status, body)
+}
+
+// recorderOf finds the edge's recorder under w's wrappers, or nil.
+func recorderOf(w http.ResponseWriter) *recorder {
+	for {
+		switch v := w.(type) {
+		case *recorder:
+			return v
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = v.Unwrap()
+		default:
+			return nil
+		}
+	}
 }

@@ -274,6 +274,7 @@ func requestPath(r *http.Request) (string, bool) {
 
 func (s *Server) serve(t *table, ex *exchange, r *http.Request, hasPath bool) {
 	w := &ex.rec
+	w.pages = t.pages
 	e := &ex.entry
 	e.clientIP = t.clientOf(r).ip
 	e.requestID = s.ids.requestID(r)
@@ -332,6 +333,10 @@ func (s *Server) serve(t *table, ex *exchange, r *http.Request, hasPath bool) {
 	if rt.fwd != nil && !rt.fwd.check(t, rt, ex, r, clean) {
 		return
 	}
+	if rt.Redirect != nil {
+		serveRedirect(w, r, rt, clean)
+		return
+	}
 	if rt.MaxBody > 0 && r.ContentLength > rt.MaxBody {
 		w.Header().Set("Connection", "close")
 		respond(w, r, rt.headers, http.StatusRequestEntityTooLarge, rt.tooLarge)
@@ -353,6 +358,16 @@ func (s *Server) serve(t *table, ex *exchange, r *http.Request, hasPath bool) {
 	filterUpgrade(r)
 	if !t.cfg.UnderscoresInHeaders {
 		dropUnderscoreHeaders(r.Header)
+	}
+	if len(rt.encode) > 0 && r.Header["Upgrade"] == nil {
+		// Wrapped even when the client accepts no encoding: the response
+		// still varies by Accept-Encoding.
+		ew := &encodeWriter{w: w, enc: pickEncoding(r.Header["Accept-Encoding"], rt.encode), method: r.Method}
+		rt.proxy.ServeHTTP(ew, r)
+		var in, out int64
+		e.encoding, in, out = ew.close()
+		rt.m.encoded(e.encoding, in, out)
+		return
 	}
 	rt.proxy.ServeHTTP(w, r)
 }

@@ -25,6 +25,8 @@ type table struct {
 	// authHeaders are the copy_headers of every auth server, lower case,
 	// removed from every request (forwardauth.go); nil without auth servers.
 	authHeaders []string
+	// pages are the operator's error pages (error_pages).
+	pages *ErrorPages
 }
 
 // route is a Route made ready to serve: its proxy, its user set, its header
@@ -48,6 +50,7 @@ type route struct {
 
 	access *routeAccess // allow/deny and rate limit; nil without them (access.go)
 	fwd    *forwardAuth // nil without forward_auth (forwardauth.go)
+	encode []string     // the encodings responses may get: the route's, or the global ones
 }
 
 // lookup returns the route for host and the normalized path, or nil. It
@@ -108,6 +111,7 @@ func (s *Server) buildTable(cfg *Config) *table {
 		byHost:    make(map[string][]*route),
 		headers:   headerOps(cfg.Headers, nil),
 		failLimit: cfg.BasicAuth.FailuresPerMinute,
+		pages:     &cfg.ErrorPages,
 	}
 	t.authHeaders = copyHeaderNames(cfg)
 	sets := make(map[string]*userSet)
@@ -118,11 +122,15 @@ func (s *Server) buildTable(cfg *Config) *table {
 		r := &route{
 			Route:    rc,
 			name:     hostPath(rc.Host, rc.Path),
-			upstream: rc.To.String(),
-			baseRaw:  rc.To.EscapedPath(),
-			baseDec:  rc.To.Path,
 			stripDec: len(unescapePath(rc.Path)),
 			headers:  headerOps(cfg.Headers, rc.Headers),
+			encode:   cfg.Encode,
+		}
+		if rc.EncodeSet {
+			r.encode = rc.Encode
+		}
+		if rc.To != nil {
+			r.upstream, r.baseRaw, r.baseDec = rc.To.String(), rc.To.EscapedPath(), rc.To.Path
 		}
 		if rc.Auth != "" {
 			r.users = sets[rc.Auth]
@@ -136,11 +144,16 @@ func (s *Server) buildTable(cfg *Config) *table {
 		r.noGateway = "502 Bad Gateway: the upstream of route " + r.name + " is unreachable\n"
 		r.noHealthy = "503 Service Unavailable: no healthy upstream for route " + r.name + "\n"
 		r.timeout = "504 Gateway Timeout: the upstream of route " + r.name + " did not answer in time\n"
-		if rc.Upstreams != nil {
+		switch {
+		case rc.Upstreams != nil:
 			r.upstream = poolLabel(rc.Upstreams)
 			r.pool = s.newPool(t, r)
+			r.proxy = s.newProxy(t, r)
+		case rc.To != nil:
+			r.proxy = s.newProxy(t, r)
+		default:
+			r.upstream = "redirect"
 		}
-		r.proxy = s.newProxy(t, r)
 		if rc.Host != "" {
 			t.byHost[rc.Host] = append(t.byHost[rc.Host], r)
 		} else {

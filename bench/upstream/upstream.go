@@ -25,6 +25,41 @@ var body = func() []byte {
 
 var bodyLen = strconv.Itoa(BodySize)
 
+// JSONSize is the size of the JSON document GET /json answers with
+// (scenario 7: compression).
+const JSONSize = 100 << 10
+
+// jsonBody is a JSON array of records, as an API's list answer: text that
+// compresses the way real JSON does, not a run of one byte.
+var jsonBody = func() []byte {
+	b := []byte{'['}
+	for i := 0; len(b) < JSONSize-200; i++ {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"id":`...)
+		b = strconv.AppendInt(b, int64(i), 10)
+		b = append(b, `,"filename":"report-`...)
+		b = strconv.AppendInt(b, int64(i*7919%100000), 10)
+		b = append(b, `.pdf","document_type":"`...)
+		b = append(b, []string{"invoice", "report", "contract", "memo"}[i%4]...)
+		b = append(b, `","size":`...)
+		b = strconv.AppendInt(b, int64(i*104729%9000000), 10)
+		b = append(b, `,"created_at":"2026-11-`...)
+		b = strconv.AppendInt(b, int64(10+i%19), 10)
+		b = append(b, `T0`...)
+		b = strconv.AppendInt(b, int64(i%10), 10)
+		b = append(b, `:00:00Z"}`...)
+	}
+	b = append(b, ']')
+	for len(b) < JSONSize {
+		b = append(b, ' ')
+	}
+	return b
+}()
+
+var jsonLen = strconv.Itoa(len(jsonBody))
+
 // copyBufs keeps 64 KiB buffers for draining uploads; io.Discard's own
 // ReadFrom uses 8 KiB, which costs four times the syscalls on a 1 GiB upload.
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
@@ -54,6 +89,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, strconv.FormatInt(n, 10))
 	default:
 		hdr := w.Header()
+		if r.URL.Path == "/json" {
+			hdr["Content-Type"] = []string{"application/json"}
+			hdr["Content-Length"] = []string{jsonLen}
+			w.Write(jsonBody)
+			return
+		}
 		hdr["Content-Type"] = []string{"text/plain"}
 		hdr["Content-Length"] = []string{bodyLen}
 		w.Write(body)
