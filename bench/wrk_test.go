@@ -40,7 +40,7 @@ func TestParseWrk(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := WrkResult{Requests: 128530, Duration: 2 * time.Second, RPS: 64205.51,
-		P50: 1010 * time.Microsecond, P99: 812 * time.Microsecond}
+		P50: 1010 * time.Microsecond, P99: 812 * time.Microsecond, BytesRead: 138.27 * (1 << 20)}
 	if r != want {
 		t.Errorf("got %+v\nwant %+v", r, want)
 	}
