@@ -176,17 +176,24 @@ routes:
 			}
 		})
 	}
-	// An error of the upstream's own passes through untouched.
+	// The upstream's own errors pass through untouched, whatever the
+	// client accepts.
 	up2 := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		code, _ := strconv.Atoi(strings.TrimPrefix(r.URL.Path, "/status/"))
 		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusNotFound)
-		_, _ = io.WriteString(w, `{"error":"no such document"}`)
+		w.WriteHeader(code)
+		_, _ = io.WriteString(w, `{"error":"from the app","status":`+strconv.Itoa(code)+`}`)
 	}))
 	t.Cleanup(up2.Close)
 	e2 := startEdge(t, `routes: [{ path: /, to: "${UP}" }]`, map[string]string{"UP": up2.URL})
-	res := e2.get(t, "/docs/1", "Accept: "+browser)
-	if b := body(t, res); res.StatusCode != 404 || b != `{"error":"no such document"}` {
-		t.Errorf("upstream's error changed: %d %q", res.StatusCode, b)
+	for _, code := range []int{400, 401, 403, 404, 405, 408, 413, 415, 422, 429, 500, 502, 503, 504} {
+		for _, accept := range [][]string{nil, {"Accept: application/json"}, {"Accept: " + browser}} {
+			res := e2.get(t, "/status/"+strconv.Itoa(code), accept...)
+			want := `{"error":"from the app","status":` + strconv.Itoa(code) + `}`
+			if b := body(t, res); res.StatusCode != code || b != want || res.Header.Get("Content-Type") != "application/json" {
+				t.Errorf("app's %d with %q changed: %d %s %q", code, accept, res.StatusCode, res.Header.Get("Content-Type"), b)
+			}
+		}
 	}
 }
 
