@@ -183,6 +183,8 @@ func appendEntry(b []byte, e *logEntry) []byte {
 	b = appendJSONString(b, e.userAgent)
 	b = append(b, `,"cf_ray":`...)
 	b = appendJSONString(b, e.cfRay)
+	b = append(b, `,"pid":`...)
+	b = append(b, processID...)
 	return append(b, "}\n"...)
 }
 
