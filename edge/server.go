@@ -412,7 +412,7 @@ func (s *Server) AdminHandler() http.Handler {
 	if s.upgrade != nil {
 		mux.HandleFunc("POST /-/upgrade", s.serveUpgrade)
 	}
-	return mux
+	return s.closeWhenDraining(mux)
 }
 
 // httpServer returns the public http.Server with the limits of cfg.

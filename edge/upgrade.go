@@ -71,10 +71,29 @@ func closeAfter(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Connection", "close")
 }
 
+// closeWhenDraining asks admin clients (Prometheus, edge upgrade) to
+// reconnect once a new process serves, so they reach it.
+func (s *Server) closeWhenDraining(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.draining.Load() {
+			w.Header().Set("Connection", "close")
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
 // serveUpgrade is POST /-/upgrade on the admin port: it answers once the
 // new process serves (200) or with why it could not start (500).
 func (s *Server) serveUpgrade(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	// Whatever happens, the next request should reach whichever process
+	// serves then.
+	w.Header().Set("Connection", "close")
+	if s.draining.Load() {
+		w.WriteHeader(http.StatusConflict)
+		_, _ = io.WriteString(w, "this process is handing over to a newer one: ask again\n")
+		return
+	}
 	if err := s.upgrade(r.Context()); err != nil {
 		w.WriteHeader(http.StatusInternalServerError)
 		_, _ = io.WriteString(w, "upgrade failed, this process keeps serving:\n"+err.Error()+"\n")

@@ -206,7 +206,13 @@ func upgrade(args []string, stdout, stderr io.Writer) int {
 	if host == "" || host == "0.0.0.0" || host == "::" {
 		host = "127.0.0.1"
 	}
-	resp, err := http.Post("http://"+net.JoinHostPort(host, port)+"/-/upgrade", "text/plain", nil)
+	req, err := http.NewRequest(http.MethodPost, "http://"+net.JoinHostPort(host, port)+"/-/upgrade", nil)
+	if err != nil {
+		fmt.Fprintln(stderr, "edge upgrade:", err)
+		return 1
+	}
+	req.Close = true
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		fmt.Fprintln(stderr, "edge upgrade:", err)
 		return 1
