@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -29,15 +30,54 @@ const upgrades = 10
 // upgradeGrace is the edge's shutdown_grace in the test.
 const upgradeGrace = time.Second
 
-// buildEdge builds this command with version v into dir.
-func buildEdge(t *testing.T, dir, v string) string {
-	t.Helper()
-	out := filepath.Join(dir, "edge-"+v)
-	cmd := exec.Command("go", "build", "-ldflags", "-X main.version="+v, "-o", out, ".")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", v, err, b)
+// The binaries built for the tests, by version, shared by them.
+var (
+	buildMu  sync.Mutex
+	buildDir string
+	builds   = map[string]*build{}
+)
+
+type build struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		_ = os.RemoveAll(buildDir)
 	}
-	return out
+	os.Exit(code)
+}
+
+// buildEdge builds this command with version v, once per test run.
+func buildEdge(t *testing.T, v string) string {
+	t.Helper()
+	buildMu.Lock()
+	if buildDir == "" {
+		var err error
+		if buildDir, err = os.MkdirTemp("", "edge-builds"); err != nil {
+			buildMu.Unlock()
+			t.Fatal(err)
+		}
+	}
+	b := builds[v]
+	if b == nil {
+		b = &build{path: filepath.Join(buildDir, "edge-"+v)}
+		builds[v] = b
+	}
+	buildMu.Unlock()
+	b.once.Do(func() {
+		out, err := exec.Command("go", "build", "-ldflags", "-X main.version="+v, "-o", b.path, ".").CombinedOutput()
+		if err != nil {
+			b.err = fmt.Errorf("go build %s: %v\n%s", v, err, out)
+		}
+	})
+	if b.err != nil {
+		t.Fatal(b.err)
+	}
+	return b.path
 }
 
 // install puts the file src at dst atomically, as a package manager does:
@@ -147,17 +187,22 @@ func (e *edgeProc) log() string {
 	return string(b)
 }
 
-func startEdge(t *testing.T, bin, upstream string) *edgeProc {
+// startEdge starts bin on upstream with command (nil: edge run -config
+// -pidfile) and waits until it serves.
+func startEdge(t *testing.T, bin, upstream string, public, admin string, command func(e *edgeProc) *exec.Cmd) *edgeProc {
 	dir := t.TempDir()
 	e := &edgeProc{t: t, bin: filepath.Join(dir, "edge"), cfg: filepath.Join(dir, "routes.yaml"), pidf: filepath.Join(dir, "edge.pid"),
-		public: freeAddr(t), admin: freeAddr(t)}
+		public: public, admin: admin}
+	if command == nil {
+		command = func(e *edgeProc) *exec.Cmd { return exec.Command(e.bin, "run", "-config", e.cfg, "-pidfile", e.pidf) }
+	}
 	install(t, bin, e.bin)
 	e.writeConfig(t, upstream)
 	var err error
 	if e.stderr, err = os.Create(filepath.Join(dir, "stderr")); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(e.bin, "run", "-config", e.cfg, "-pidfile", e.pidf)
+	cmd := command(e)
 	cmd.Stderr, cmd.Stdout = e.stderr, e.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -312,26 +357,22 @@ func TestUpgradeUnderLoad(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the edge twice")
 	}
-	dir := t.TempDir()
 	bins := map[string]string{}
 	var wg sync.WaitGroup
-	var mu sync.Mutex
 	for _, v := range []string{"v-a", "v-b"} {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			b := buildEdge(t, dir, v)
-			mu.Lock()
-			bins[v] = b
-			mu.Unlock()
+			buildEdge(t, v)
 		}()
 	}
 	wg.Wait()
 	if t.Failed() {
 		return
 	}
+	bins["v-a"], bins["v-b"] = buildEdge(t, "v-a"), buildEdge(t, "v-b")
 	up := upstreamForUpgrade(t)
-	e := startEdge(t, bins["v-a"], up.URL)
+	e := startEdge(t, bins["v-a"], up.URL, freeAddr(t), freeAddr(t), nil)
 	if v := e.version(); v != "v-a" {
 		t.Fatalf("version %q", v)
 	}
@@ -459,4 +500,67 @@ func startLoadErrs(l *load) []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.errs
+}
+
+// Started by systemd's socket activation, the edge serves on the sockets
+// it was given (it binds nothing: the test still holds the addresses), and
+// passes them on at an upgrade.
+func TestSystemdSocketActivation(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the edge")
+	}
+	bin := buildEdge(t, "v-a")
+	var files []*os.File
+	var addrs []string
+	for range 2 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		f, err := l.(*net.TCPListener).File()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		files = append(files, f)
+		addrs = append(addrs, l.Addr().String())
+	}
+	up := upstreamForUpgrade(t)
+	e := startEdge(t, bin, up.URL, addrs[0], addrs[1], func(e *edgeProc) *exec.Cmd {
+		// As systemd does: LISTEN_PID is the edge's own PID, sockets from fd 3.
+		cmd := exec.Command("/bin/sh", "-c", `LISTEN_PID=$$ LISTEN_FDS=2 LISTEN_FDNAMES=public:admin exec "$0" run -config "$1" -pidfile "$2"`,
+			e.bin, e.cfg, e.pidf)
+		cmd.ExtraFiles = files
+		return cmd
+	})
+	get := func() string {
+		c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
+		res, err := c.Get("http://" + e.public + "/")
+		if err != nil {
+			return err.Error()
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return string(b)
+	}
+	if got := get(); got != "ok" {
+		t.Fatalf("public: %q", got)
+	}
+	if !strings.Contains(e.log(), `"msg":"serving on the socket systemd passed","name":"public"`) {
+		t.Errorf("no systemd socket in the log")
+	}
+	pid := e.pid()
+	if code, body := e.upgrade(); code != 200 {
+		t.Fatalf("upgrade: %d %s", code, body)
+	}
+	if e.pid() == pid {
+		t.Fatal("same pid after the upgrade")
+	}
+	if got := get(); got != "ok" {
+		t.Errorf("public after the upgrade: %q", got)
+	}
+	if v := e.version(); v != "v-a" {
+		t.Errorf("admin after the upgrade: %q", v)
+	}
 }
