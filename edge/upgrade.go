@@ -239,6 +239,11 @@ func (u *Upgrader) Ready() error {
 // started by an upgrade first waits, up to ctx, for the one it replaced to
 // exit. Failures are logged: this process keeps serving.
 func (u *Upgrader) Upgrade(ctx context.Context) error {
+	if os.Getpid() == 1 {
+		// In a container the process is PID 1: when it exits after the
+		// handover, the container ends and takes the new process with it.
+		return errors.New("upgrade: the edge is PID 1 (a container): replace the container instead")
+	}
 	if err := u.upg.WaitForParent(ctx); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 		u.log.Warn("the replaced process did not exit cleanly", "err", err)
 	} else if err != nil {
