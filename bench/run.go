@@ -105,6 +105,8 @@ func Run(ctx context.Context, opts Options, logw io.Writer) (*Results, error) {
 			tables, err = e.scenario5(ctx, opts)
 		case 6:
 			tables, err = e.scenario6(ctx, opts)
+		case 8:
+			tables, err = e.scenario8(ctx, opts)
 		default:
 			err = fmt.Errorf("no scenario %d", n)
 		}

@@ -71,7 +71,7 @@ func run() error {
 	if *scenarios == "none" {
 		*scenarios = ""
 	}
-	if opts.Scenarios, err = parseInts(*scenarios, "1,2,3,4,5,6"); err != nil {
+	if opts.Scenarios, err = parseInts(*scenarios, "1,2,3,4,5,6,8"); err != nil {
 		return fmt.Errorf("-scenarios: %w", err)
 	}
 	if opts.Conns, err = parseInts(*conns, ""); err != nil {
