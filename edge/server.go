@@ -487,7 +487,7 @@ func (s *Server) Serve(ctx context.Context, pub, adm net.Listener) error {
 	select {
 	case <-ctx.Done():
 	case <-s.handover:
-		s.drainForHandover(pl, adm)
+		s.drainForHandover(ctx, pl, adm)
 	case err = <-errc:
 		s.log.Error("server stopped", "err", err)
 	}

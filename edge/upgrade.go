@@ -49,7 +49,8 @@ func (s *Server) Handover() {
 }
 
 // drainForHandover runs in Serve once the new process serves.
-func (s *Server) drainForHandover(pl *parkingListener, adm net.Listener) {
+// A SIGTERM meanwhile (ctx done) cuts the moment short.
+func (s *Server) drainForHandover(ctx context.Context, pl *parkingListener, adm net.Listener) {
 	s.draining.Store(true)
 	s.log.Info("the new process serves: no longer accepting, asking keep-alive clients to reconnect",
 		"for", handoverCloseFor.String(), "in_flight", s.inflight.Load())
@@ -58,7 +59,12 @@ func (s *Server) drainForHandover(pl *parkingListener, adm net.Listener) {
 	if adm != nil {
 		_ = adm.Close()
 	}
-	time.Sleep(handoverCloseFor)
+	t := time.NewTimer(handoverCloseFor)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 // closeAfter asks the client to close its connection after this response.
