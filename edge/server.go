@@ -35,11 +35,12 @@ type Options struct {
 	AccessLog io.Writer
 	// Listen returns the listening socket called name ("public", "admin")
 	// for ListenAndServe: inherited from the process this one replaces, from
-	// systemd, or bound now (see Listeners). If nil, net.Listen is used.
+	// systemd, or bound now (Upgrader.Listen). If nil, net.Listen is used.
 	Listen func(name, network, addr string) (net.Listener, error)
 	// Ready is called once Serve serves on every listener: the moment a
-	// process that replaces another says it took over. If nil, nothing is
-	// called.
+	// process that replaces another says it took over. An error is logged;
+	// the process it replaces then times out, kills it and serves on. If
+	// nil, nothing is called.
 	Ready func() error
 	// Upgrade replaces the running binary (POST /-/upgrade on the admin
 	// port): it returns once the new process serves, or why it failed. If

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -182,6 +183,45 @@ func (e *edgeProc) upgrade() (int, string) {
 	return resp.StatusCode, string(b)
 }
 
+func (e *edgeProc) accessLog() string { return filepath.Join(filepath.Dir(e.cfg), "access.log") }
+
+// probe makes a request on a new connection to path, to find it in the
+// access log.
+func (e *edgeProc) probe(path string) error {
+	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
+	res, err := c.Get("http://" + e.public + path)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	return res.Body.Close()
+}
+
+// pidsInAccessLog returns the pid of each logged request whose path starts
+// with prefix.
+func (e *edgeProc) pidsInAccessLog(t *testing.T, prefix string) map[string]int {
+	t.Helper()
+	b, err := os.ReadFile(e.accessLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.Contains(line, `"path":"`+prefix) {
+			continue
+		}
+		var v struct {
+			Path string
+			PID  int
+		}
+		if err := json.Unmarshal([]byte(line), &v); err != nil {
+			t.Fatalf("access log line %q: %v", line, err)
+		}
+		out[v.Path] = v.PID
+	}
+	return out
+}
+
 func (e *edgeProc) log() string {
 	b, _ := os.ReadFile(e.stderr.Name())
 	return string(b)
@@ -234,8 +274,8 @@ func startEdge(t *testing.T, bin, upstream string, public, admin string, command
 }
 
 func (e *edgeProc) writeConfig(t *testing.T, upstream string) {
-	cfg := fmt.Sprintf("listen: %q\nadmin: %q\naccess_log: \"off\"\nshutdown_grace: %s\nroutes:\n  - { path: /, to: %q }\n",
-		e.public, e.admin, upstreamGraceString(), upstream)
+	cfg := fmt.Sprintf("listen: %q\nadmin: %q\naccess_log: %q\nshutdown_grace: %s\nroutes:\n  - { path: /, to: %q }\n",
+		e.public, e.admin, e.accessLog(), upstreamGraceString(), upstream)
 	if err := os.WriteFile(e.cfg, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -413,6 +453,7 @@ func TestUpgradeUnderLoad(t *testing.T) {
 
 	var streams []*stream
 	var handovers []time.Time
+	probes := map[string]int{} // path → the pid that should have served it
 	start := time.Now()
 	v := "v-a"
 	for i := 0; i < upgrades; i++ {
@@ -452,6 +493,11 @@ func TestUpgradeUnderLoad(t *testing.T) {
 		if got := e.version(); got != next {
 			t.Errorf("upgrade %d: new connections reach %q, want %q", i, got, next)
 		}
+		probe := "/probe-" + strconv.Itoa(i)
+		if err := e.probe(probe); err != nil {
+			t.Errorf("upgrade %d: %v", i, err)
+		}
+		probes[probe] = e.pid()
 		// The old process's streams still work while it drains.
 		if err := s.echo(); err != nil {
 			t.Errorf("upgrade %d: websocket on the old process: %v", i, err)
@@ -490,6 +536,14 @@ func TestUpgradeUnderLoad(t *testing.T) {
 	// The pid in the PID file serves.
 	if err := syscall.Kill(e.pid(), 0); err != nil {
 		t.Errorf("pid file: %v", err)
+	}
+	// A new public connection after each upgrade reached the new process.
+	time.Sleep(200 * time.Millisecond) // the access log is written every 50 ms
+	logged := e.pidsInAccessLog(t, "/probe-")
+	for path, pid := range probes {
+		if logged[path] != pid {
+			t.Errorf("%s served by pid %d, want the new process %d", path, logged[path], pid)
+		}
 	}
 }
 
