@@ -2,10 +2,12 @@ package edge
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -123,5 +125,53 @@ func TestAccessLogCarriesPID(t *testing.T) {
 	b := appendEntry(nil, &logEntry{start: time.Now()})
 	if !strings.HasSuffix(string(b), `,"pid":`+processID+"}\n") {
 		t.Errorf("%s", b)
+	}
+}
+
+// POST /-/upgrade answers 500 with the reason when the new process fails,
+// 409 while this process hands over, and always asks to close the
+// connection, so the next request reaches whichever process serves then.
+func TestUpgradeEndpoint(t *testing.T) {
+	cfg, err := Load(strings.NewReader("routes:\n  - { path: /, to: \"http://127.0.0.1:1\" }\n"), envLookup(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fail := errors.New("upgrade: child pid=7 exited: exit status 1")
+	s, err := New(cfg, Options{AccessLog: io.Discard, Upgrade: func(context.Context) error { return fail }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := s.AdminHandler()
+	post := func() *httptest.ResponseRecorder {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/-/upgrade", nil))
+		return w
+	}
+	w := post()
+	if w.Code != 500 || !strings.Contains(w.Body.String(), "this process keeps serving:\n"+fail.Error()) || w.Header().Get("Connection") != "close" {
+		t.Errorf("failed upgrade: %d %q %v", w.Code, w.Body, w.Header())
+	}
+	fail = nil
+	if w := post(); w.Code != 200 || !strings.HasPrefix(w.Body.String(), "upgraded: ") {
+		t.Errorf("upgrade: %d %q", w.Code, w.Body)
+	}
+	s.draining.Store(true)
+	if w := post(); w.Code != 409 || w.Header().Get("Connection") != "close" {
+		t.Errorf("while handing over: %d %q", w.Code, w.Body)
+	}
+	w = httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/healthz", nil))
+	if w.Code != 200 || w.Header().Get("Connection") != "close" {
+		t.Errorf("healthz while handing over: %d %v", w.Code, w.Header())
+	}
+	// Without an Upgrade option there is no endpoint.
+	s2, err := New(cfg, Options{AccessLog: io.Discard, Registry: nil})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w = httptest.NewRecorder()
+	s2.AdminHandler().ServeHTTP(w, httptest.NewRequest(http.MethodPost, "/-/upgrade", nil))
+	if w.Code != 404 {
+		t.Errorf("without Upgrade: %d", w.Code)
 	}
 }

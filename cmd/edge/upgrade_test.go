@@ -618,3 +618,27 @@ func TestSystemdSocketActivation(t *testing.T) {
 		t.Errorf("admin after the upgrade: %q", v)
 	}
 }
+
+// edge upgrade says why it cannot ask: an invalid routes.yaml (the new
+// process would refuse it too), the admin port off, no edge listening.
+func TestUpgradeCommandRefusals(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, y string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(y), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	route := "routes:\n  - { path: /, to: \"http://127.0.0.1:1\" }\n"
+	for _, c := range []struct{ cfg, want string }{
+		{write("bad.yaml", "listen: nope\n"+route), `bad.yaml:1: listen: bad address "nope"`},
+		{write("off.yaml", "admin: \"off\"\n"+route), "edge upgrade: the admin port is off; send SIGUSR2 to the edge instead"},
+		{write("down.yaml", "admin: \""+freeAddr(t)+"\"\n"+route), "connection refused"},
+	} {
+		code, stdout, stderr := runCmd(t, "", "upgrade", "-config", c.cfg)
+		if code != 1 || stdout != "" || !strings.Contains(stderr, c.want) {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q; want %q", filepath.Base(c.cfg), code, stdout, stderr, c.want)
+		}
+	}
+}
