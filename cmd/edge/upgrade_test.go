@@ -424,32 +424,44 @@ func TestUpgradeUnderLoad(t *testing.T) {
 	}()
 	time.Sleep(300 * time.Millisecond)
 
-	// A broken binary, then a broken routes.yaml: the old process serves on.
+	// A binary that crashes, one that is not a binary, a broken
+	// routes.yaml: the old process serves on.
 	good, _ := os.ReadFile(e.bin)
-	for _, c := range []struct{ name, want string }{
-		{"broken binary", "exited"},
-		{"broken routes.yaml", "exited"},
+	replaceBin := func(b []byte) {
+		if err := os.WriteFile(e.bin+".new", b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(e.bin+".new", e.bin); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		name, want, log string
+		bin             []byte
+		cfg             string
+	}{
+		{"crashing binary", "exited: exit status 3", "crashed before ready", []byte("#!/bin/sh\necho crashed before ready >&2\nexit 3\n"), ""},
+		{"not a binary", "exec format error", "", []byte("\x7fELF garbage"), ""},
+		{"broken routes.yaml", "exited: exit status 1", `listen: bad address "nope"`, good, "listen: nope\n"},
 	} {
 		pid := e.pid()
-		if c.name == "broken binary" {
-			if err := os.WriteFile(e.bin+".new", []byte("#!/bin/sh\necho no >&2\nexit 3\n"), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			_ = os.Rename(e.bin+".new", e.bin)
-		} else {
-			_ = os.WriteFile(e.cfg, []byte("listen: nope\n"), 0o600)
+		replaceBin(c.bin)
+		if c.cfg != "" {
+			_ = os.WriteFile(e.cfg, []byte(c.cfg), 0o600)
 		}
 		code, body := e.upgrade()
 		if code != 500 || !strings.Contains(body, c.want) {
 			t.Errorf("%s: %d %q", c.name, code, body)
 		}
+		if !strings.Contains(e.log(), c.log) {
+			t.Errorf("%s: the log does not say %q", c.name, c.log)
+		}
 		if e.pid() != pid || e.version() != "v-a" {
 			t.Errorf("%s: pid %d → %d, version %s", c.name, pid, e.pid(), e.version())
 		}
+		replaceBin(good)
+		e.writeConfig(t, up.URL)
 	}
-	_ = os.WriteFile(e.bin+".new", good, 0o755)
-	_ = os.Rename(e.bin+".new", e.bin)
-	e.writeConfig(t, up.URL)
 
 	var streams []*stream
 	var handovers []time.Time
