@@ -47,6 +47,12 @@ func checks(res *Results) []Check {
 					out = append(out, Check{Name: "failed requests during SIGHUP every 100 ms (scenario 4)", Want: "= 0", Got: float64(row.Errors), Pass: row.Errors == 0 && row.Note == ""})
 				}
 			}
+		case t.Scenario == 9:
+			for _, row := range t.Rows {
+				if len(row.Samples) > 0 {
+					out = append(out, Check{Name: "failed requests, " + row.Target + " (scenario 9)", Want: "= 0", Got: float64(row.Errors), Pass: row.Errors == 0 && row.Note == ""})
+				}
+			}
 		case t.Scenario == 5:
 			if row := t.Row(Edge); row != nil && len(row.Samples) > 0 {
 				c := Check{Name: fmt.Sprintf("edge RSS with %d idle connections (scenario 5)", t.Conns), Want: "≤ 150", Got: row.Value.Max, Unit: "MiB", Pass: row.Value.Max <= 150 && row.Errors == 0}

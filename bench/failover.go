@@ -125,7 +125,7 @@ routes:
 	wg.Wait()
 
 	t := &Table{
-		ID: "s7-failover", Scenario: 7, Layout: "unpinned", Logs: false, Conns: conns, Unit: "req/s",
+		ID: "s8-failover", Scenario: 8, Layout: "unpinned", Logs: false, Conns: conns, Unit: "req/s",
 		Title: fmt.Sprintf("Scenario 8: GET 1 KiB through a pool of 3 upstreams, one killed -9 at %ds and restarted at %ds (health interval %s)",
 			int(killedAt.Seconds()), int(restartedAt.Seconds()), failoverHealth),
 		Notes: []string{"One bar per second of the run; a failed request is any answer but 200 or no answer.",

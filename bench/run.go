@@ -107,6 +107,8 @@ func Run(ctx context.Context, opts Options, logw io.Writer) (*Results, error) {
 			tables, err = e.scenario6(ctx, opts)
 		case 7:
 			tables, err = e.scenario7(ctx, opts)
+		case 9:
+			tables, err = e.scenario9(ctx, opts)
 		case 8:
 			tables, err = e.scenario8(ctx, opts)
 		default:

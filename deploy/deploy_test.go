@@ -277,7 +277,19 @@ func TestSystemdUnits(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	run(t, dir, nil, analyze, "verify", "--man=no", "./edge.service", "./app.service")
+	// The edge's sockets (socket activation) are named as the edge asks
+	// for them.
+	for _, name := range []string{"public", "admin"} {
+		unit := "edge-" + name + ".socket"
+		text := readFile(t, "systemd/"+unit)
+		if !strings.Contains(text, "FileDescriptorName="+name+"\n") || !strings.Contains(text, "Service=edge.service\n") {
+			t.Errorf("%s: no FileDescriptorName=%s or Service=edge.service", unit, name)
+		}
+		if err := os.WriteFile(filepath.Join(dir, unit), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run(t, dir, nil, analyze, "verify", "--man=no", "./edge.service", "./app.service", "./edge-public.socket", "./edge-admin.socket")
 }
 
 // edge validate accepts the shipped routes.yaml and the compose one, with

@@ -192,6 +192,8 @@ func appendEntry(b []byte, e *logEntry) []byte {
 	}
 	b = append(b, `,"encoding":`...)
 	b = appendJSONString(b, e.encoding)
+	b = append(b, `,"pid":`...)
+	b = append(b, processID...)
 	return append(b, "}\n"...)
 }
 

@@ -65,6 +65,7 @@ type parkingListener struct {
 
 	after time.Duration // parkAfter; shorter in tests
 	parks atomic.Uint64 // connections parked so far
+	quiet atomic.Bool   // stopAccepting was called
 }
 
 // parkedConnBytes is roughly what parking a connection leaves for the
@@ -91,6 +92,11 @@ func newParkingListener(l net.Listener) *parkingListener {
 func (l *parkingListener) acceptLoop() {
 	for {
 		c, err := l.Listener.Accept()
+		if err != nil && l.quiet.Load() {
+			// Handing over to a new process: parked connections still come
+			// back through Accept until Close.
+			return
+		}
 		r := acceptResult{err: err}
 		if err == nil {
 			r.c = &parkConn{Conn: c, l: l}
@@ -134,6 +140,15 @@ func (l *parkingListener) Close() error {
 		l.mu.Unlock()
 	})
 	return err
+}
+
+// stopAccepting closes the listening socket but, unlike Close, keeps
+// handing parked connections back to net/http when their next request
+// comes, so that a handover can answer it (with Connection: close) instead
+// of dropping it.
+func (l *parkingListener) stopAccepting() error {
+	l.quiet.Store(true)
+	return l.Listener.Close()
 }
 
 // park keeps c's connection open without net/http and waits for its next

@@ -35,6 +35,19 @@ type Options struct {
 	Load func() (*Config, error)
 	// AccessLog receives the access log. If nil, Config.AccessLog is opened.
 	AccessLog io.Writer
+	// Listen returns the listening socket called name ("public", "admin")
+	// for ListenAndServe: inherited from the process this one replaces, from
+	// systemd, or bound now (Upgrader.Listen). If nil, net.Listen is used.
+	Listen func(name, network, addr string) (net.Listener, error)
+	// Ready is called once Serve serves on every listener: the moment a
+	// process that replaces another says it took over. An error is logged;
+	// the process it replaces then times out, kills it and serves on. If
+	// nil, nothing is called.
+	Ready func() error
+	// Upgrade replaces the running binary (POST /-/upgrade on the admin
+	// port): it returns once the new process serves, or why it failed. If
+	// nil, the admin port has no /-/upgrade.
+	Upgrade func(ctx context.Context) error
 }
 
 // Server is the edge: the public handler, the admin handler, the current
@@ -72,6 +85,13 @@ type Server struct {
 
 	baseCtx    context.Context // parent of every request context
 	cancelBase context.CancelFunc
+
+	listen   func(name, network, addr string) (net.Listener, error)
+	ready    func() error
+	upgrade  func(ctx context.Context) error
+	handover chan struct{} // closed by Handover (upgrade.go)
+	handOnce sync.Once
+	draining atomic.Bool // answer with Connection: close (upgrade.go)
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -103,6 +123,10 @@ func New(cfg *Config, opts Options) (*Server, error) {
 
 		limiters:     make(map[string]*rateLimiter),
 		fwdTransport: newFwdTransport(),
+		listen:       opts.Listen,
+		ready:        opts.Ready,
+		upgrade:      opts.Upgrade,
+		handover:     make(chan struct{}),
 	}
 	s.exchanges.New = func() any { return new(exchange) }
 	s.baseCtx, s.cancelBase = context.WithCancel(context.Background())
@@ -229,6 +253,9 @@ type exchange struct {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.inflight.Add(1)
 	s.m.inFlight.Inc()
+	if s.draining.Load() {
+		closeAfter(w, r)
+	}
 	ex := s.exchanges.Get().(*exchange)
 	ex.rec = recorder{w: w, http10: !r.ProtoAtLeast(1, 1)}
 	// The log shows the path as the client sent it (without the query), not
@@ -434,7 +461,10 @@ func (s *Server) AdminHandler() http.Handler {
 		}
 		_, _ = io.WriteString(w, "reloaded\n")
 	})
-	return mux
+	if s.upgrade != nil {
+		mux.HandleFunc("POST /-/upgrade", s.serveUpgrade)
+	}
+	return s.closeWhenDraining(mux)
 }
 
 // httpServer returns the public http.Server with the limits of cfg.
@@ -460,13 +490,17 @@ func (s *Server) httpServer(h http.Handler) *http.Server {
 // ListenAndServe listens on the configured addresses and serves until ctx
 // is done, then shuts down gracefully.
 func (s *Server) ListenAndServe(ctx context.Context) error {
-	pub, err := net.Listen("tcp", s.started.Listen)
+	listen := s.listen
+	if listen == nil {
+		listen = func(_, network, addr string) (net.Listener, error) { return net.Listen(network, addr) }
+	}
+	pub, err := listen("public", "tcp", s.started.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
 	var adm net.Listener
 	if s.started.Admin != "off" {
-		adm, err = net.Listen("tcp", s.started.Admin)
+		adm, err = listen("admin", "tcp", s.started.Admin)
 		if err != nil {
 			pub.Close()
 			return fmt.Errorf("listen admin: %w", err)
@@ -495,10 +529,17 @@ func (s *Server) Serve(ctx context.Context, pub, adm net.Listener) error {
 		admin = &http.Server{Handler: s.AdminHandler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: s.proxyLog}
 		go func() { errc <- admin.Serve(adm) }()
 	}
-	s.log.Info("edge serving", "listen", pub.Addr().String(), "admin", addrOf(adm))
+	s.log.Info("edge serving", "listen", pub.Addr().String(), "admin", addrOf(adm), "pid", os.Getpid())
+	if s.ready != nil {
+		if err := s.ready(); err != nil {
+			s.log.Error("tell the old process we are ready", "err", err)
+		}
+	}
 	var err error
 	select {
 	case <-ctx.Done():
+	case <-s.handover:
+		s.drainForHandover(ctx, pl, adm)
 	case err = <-errc:
 		s.log.Error("server stopped", "err", err)
 	}

@@ -2,7 +2,8 @@
 // routes by path, guards dashboards with Basic Auth and reloads its routes
 // on SIGHUP.
 //
-//	edge [run] [-config routes.yaml]   serve (the default)
+//	edge [run] [-config routes.yaml] [-pidfile path]  serve (the default)
+//	edge upgrade [-config routes.yaml] replace the running edge by the binary at its path
 //	edge validate [-config routes.yaml] check a file: "valid", or every error with its line
 //	edge hash-password [-cost N]        read a password (stdin or prompt), print its bcrypt hash
 //	edge version
@@ -16,6 +17,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -47,6 +50,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return serve(args, stderr)
 	case "validate":
 		return validate(args, stdout, stderr)
+	case "upgrade":
+		return upgrade(args, stdout, stderr)
 	case "hash-password":
 		return hashPassword(args, stdin, stdout, stderr)
 	case "version":
@@ -63,7 +68,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
-  edge [run] [-config routes.yaml]     serve; SIGHUP reloads, SIGTERM/SIGINT drain and stop
+  edge [run] [-config routes.yaml] [-pidfile path]
+                                       serve; SIGHUP reloads, SIGUSR2 upgrades the binary,
+                                       SIGTERM/SIGINT drain and stop
+  edge upgrade [-config routes.yaml]   ask the running edge (its admin port) to replace itself
+                                       by the binary at its path, without dropping a connection
   edge validate [-config routes.yaml]  print "valid", or every error with its line (exit 1)
   edge hash-password [-cost N]         read a password from stdin (or a prompt), print a bcrypt hash
   edge version
@@ -81,17 +90,26 @@ func versionString() string {
 }
 
 func configFlag(name string, args []string, stderr io.Writer) (string, bool) {
+	path, _, ok := configFlags(name, args, stderr)
+	return path, ok
+}
+
+// configFlags parses -config and, for run, -pidfile.
+func configFlags(name string, args []string, stderr io.Writer) (path, pidfile string, ok bool) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	path := fs.String("config", "routes.yaml", "the routes file")
+	fs.StringVar(&path, "config", "routes.yaml", "the routes file")
+	if name == "run" {
+		fs.StringVar(&pidfile, "pidfile", "", "write the PID of the serving process here (rewritten by each upgrade)")
+	}
 	if err := fs.Parse(args); err != nil {
-		return "", false
+		return "", "", false
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "edge %s: unexpected argument %q\n", name, fs.Arg(0))
-		return "", false
+		return "", "", false
 	}
-	return *path, true
+	return path, pidfile, true
 }
 
 func validate(args []string, stdout, stderr io.Writer) int {
@@ -108,7 +126,7 @@ func validate(args []string, stdout, stderr io.Writer) int {
 }
 
 func serve(args []string, stderr io.Writer) int {
-	path, ok := configFlag("run", args, stderr)
+	path, pidfile, ok := configFlags("run", args, stderr)
 	if !ok {
 		return 2
 	}
@@ -121,11 +139,35 @@ func serve(args []string, stderr io.Writer) int {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	srv, err := edge.New(cfg, edge.Options{Logger: logger, Registry: reg, Load: load})
+	if err := edge.RegisterBuildInfo(reg, strings.TrimPrefix(versionString(), "edge ")); err != nil {
+		logger.Error("start", "err", err)
+		return 1
+	}
+	// Only now, with routes.yaml valid: a new binary started by an upgrade
+	// that cannot load it exits here, and the old process keeps serving.
+	upg, err := edge.NewUpgrader(edge.UpgraderOptions{Logger: logger, PIDFile: pidfile})
 	if err != nil {
 		logger.Error("start", "err", err)
 		return 1
 	}
+	defer upg.Stop()
+	srv, err := edge.New(cfg, edge.Options{Logger: logger, Registry: reg, Load: load,
+		Listen: upg.Listen, Ready: upg.Ready, Upgrade: upg.Upgrade})
+	if err != nil {
+		logger.Error("start", "err", err)
+		return 1
+	}
+	go func() {
+		<-upg.Exit() // a new process serves (or we are stopping)
+		srv.Handover()
+	}()
+	usr2 := make(chan os.Signal, 1)
+	signal.Notify(usr2, syscall.SIGUSR2)
+	go func() {
+		for range usr2 {
+			_ = upg.Upgrade(context.Background()) // logged by Upgrade
+		}
+	}()
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
@@ -136,11 +178,52 @@ func serve(args []string, stderr io.Writer) int {
 			_ = srv.Reload() // logged and counted by Reload
 		}
 	}()
-	logger.Info("starting", "version", versionString(), "config", path, "routes", srv.Routes())
+	logger.Info("starting", "version", versionString(), "pid", os.Getpid(), "config", path, "routes", srv.Routes())
 	if err := srv.ListenAndServe(ctx); err != nil {
 		logger.Error("serve", "err", err)
 		return 1
 	}
+	return 0
+}
+
+// upgrade asks the edge serving cfg's admin port to replace itself.
+func upgrade(args []string, stdout, stderr io.Writer) int {
+	path, ok := configFlag("upgrade", args, stderr)
+	if !ok {
+		return 2
+	}
+	cfg, err := edge.LoadFile(path, os.LookupEnv)
+	if err != nil {
+		// The new process would refuse it too: say so before trying.
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	if cfg.Admin == "off" {
+		fmt.Fprintln(stderr, "edge upgrade: the admin port is off; send SIGUSR2 to the edge instead")
+		return 1
+	}
+	host, port, _ := net.SplitHostPort(cfg.Admin)
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	req, err := http.NewRequest(http.MethodPost, "http://"+net.JoinHostPort(host, port)+"/-/upgrade", nil)
+	if err != nil {
+		fmt.Fprintln(stderr, "edge upgrade:", err)
+		return 1
+	}
+	req.Close = true
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		fmt.Fprintln(stderr, "edge upgrade:", err)
+		return 1
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(stderr, "edge upgrade: %s\n%s", resp.Status, body)
+		return 1
+	}
+	_, _ = stdout.Write(body)
 	return 0
 }
 
