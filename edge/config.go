@@ -49,6 +49,11 @@ type Config struct {
 	Users map[string][]User
 	// Routes are in file order.
 	Routes []Route
+	// TLS turns on automatic HTTPS (config_tls.go); nil: plain HTTP only.
+	TLS *TLS
+	// H2C accepts HTTP/2 without TLS (prior knowledge) on Listen, as
+	// cloudflared's http2Origin sends it (false).
+	H2C bool
 }
 
 // Limits bound what a client may send.
@@ -503,7 +508,7 @@ func (l *loader) headers(n *yaml.Node, where string) []Header {
 }
 
 var (
-	topKeys    = []string{"listen", "admin", "trusted_proxies", "client_ip_headers", "access_log", "limits", "upstream", "basic_auth", "shutdown_grace", "headers", "users", "routes"}
+	topKeys    = []string{"listen", "admin", "trusted_proxies", "client_ip_headers", "access_log", "limits", "upstream", "basic_auth", "shutdown_grace", "headers", "users", "routes", "tls", "h2c"}
 	limitKeys  = []string{"max_header_bytes", "read_header_timeout", "idle_timeout", "body_read_timeout"}
 	upKeys     = []string{"dial_timeout", "response_header_timeout", "max_idle_conns_per_host"}
 	authKeys   = []string{"failures_per_minute", "cache_ttl", "cache_entries"}
@@ -535,7 +540,7 @@ func (l *loader) config(doc *yaml.Node) *Config {
 		l.errs = append(l.errs, &ConfigError{Line: 1, Msg: "empty config: want at least routes"})
 		return cfg
 	}
-	var usersNode *yaml.Node
+	var usersNode, tlsNode *yaml.Node
 	var routeNodes []*yaml.Node
 	l.fields(root, "config", topKeys, func(k string, v *yaml.Node) {
 		switch k {
@@ -626,6 +631,11 @@ func (l *loader) config(doc *yaml.Node) *Config {
 			cfg.Headers = l.headers(v, k)
 		case "users":
 			usersNode = v
+		case "tls":
+			tlsNode = v
+			cfg.TLS = l.tlsBlock(v)
+		case "h2c":
+			cfg.H2C = l.boolean(v, k)
 		case "routes":
 			if v.Kind != yaml.SequenceNode {
 				l.errorf(v, "routes: want a list, got %s", describe(v))
@@ -655,6 +665,9 @@ func (l *loader) config(doc *yaml.Node) *Config {
 		}
 		seen[key] = n.Line
 		cfg.Routes = append(cfg.Routes, r)
+	}
+	if cfg.TLS != nil {
+		l.tlsDomains(cfg, tlsNode)
 	}
 	return cfg
 }

@@ -19,6 +19,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"selfhost.dev/edgeapp/edge/autotls"
 )
 
 // Options are what a Server needs besides its Config.
@@ -33,6 +35,9 @@ type Options struct {
 	Load func() (*Config, error)
 	// AccessLog receives the access log. If nil, Config.AccessLog is opened.
 	AccessLog io.Writer
+	// TLSListener and HTTPListener serve the `tls:` block's listen and
+	// http_listen. If nil, Serve listens on the configured addresses.
+	TLSListener, HTTPListener net.Listener
 }
 
 // Server is the edge: the public handler, the admin handler, the current
@@ -64,6 +69,9 @@ type Server struct {
 
 	baseCtx    context.Context // parent of every request context
 	cancelBase context.CancelFunc
+
+	tlsLn, httpLn net.Listener                    // from Options, for `tls:`
+	tlsMgr        atomic.Pointer[autotls.Manager] // set by Serve with `tls:`
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -92,6 +100,8 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		started:    cfg,
 		transports: make(map[transportKey]*http.Transport),
 		routeM:     make(map[string]*routeMetrics),
+		tlsLn:      opts.TLSListener,
+		httpLn:     opts.HTTPListener,
 	}
 	s.exchanges.New = func() any { return new(exchange) }
 	s.baseCtx, s.cancelBase = context.WithCancel(context.Background())
@@ -170,6 +180,7 @@ func (s *Server) Reload() error {
 		}
 	}
 	s.apply(cfg)
+	s.reloadTLS(cfg)
 	s.m.reloads.WithLabelValues("success").Inc()
 	s.log.Info("reloaded", "routes", len(cfg.Routes))
 	return nil
@@ -395,7 +406,7 @@ func (s *Server) httpServer(h http.Handler) *http.Server {
 	if maxHeader < 1024 {
 		maxHeader = 1024
 	}
-	return &http.Server{
+	srv := &http.Server{
 		Handler:           h,
 		MaxHeaderBytes:    maxHeader,
 		ReadHeaderTimeout: l.ReadHeaderTimeout,
@@ -404,6 +415,17 @@ func (s *Server) httpServer(h http.Handler) *http.Server {
 		BaseContext:       func(net.Listener) context.Context { return s.baseCtx },
 		ConnState:         parkConnState,
 	}
+	if s.started.H2C {
+		// Prior-knowledge HTTP/2 (cloudflared's http2Origin). Go's own
+		// server, not x/net/http2/h2c: no "Upgrade: h2c" (that upgrade is
+		// a tunnel past the handler). Such connections reach net/http's
+		// HTTP/2 server wrapped in a fake *tls.Conn, so parkConnState
+		// never sees them and they are never parked.
+		srv.Protocols = new(http.Protocols)
+		srv.Protocols.SetHTTP1(true)
+		srv.Protocols.SetUnencryptedHTTP2(true)
+	}
+	return srv
 }
 
 // ListenAndServe listens on the configured addresses and serves until ctx
@@ -434,9 +456,17 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 func (s *Server) Serve(ctx context.Context, pub, adm net.Listener) error {
 	srv := s.httpServer(s)
 	var admin *http.Server
-	errc := make(chan error, 2)
+	errc := make(chan error, 4)
 	pl := newParkingListener(pub)
 	go func() { errc <- srv.Serve(pl) }()
+	tlsServers, err := s.serveTLS(errc)
+	if err != nil {
+		_ = srv.Close()
+		if adm != nil {
+			_ = adm.Close()
+		}
+		return err
+	}
 	stopRelease := make(chan struct{})
 	defer close(stopRelease)
 	go releaseMemory(stopRelease, func() uint64 { return pl.parks.Load() * parkedConnBytes })
@@ -445,13 +475,12 @@ func (s *Server) Serve(ctx context.Context, pub, adm net.Listener) error {
 		go func() { errc <- admin.Serve(adm) }()
 	}
 	s.log.Info("edge serving", "listen", pub.Addr().String(), "admin", addrOf(adm))
-	var err error
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
 		s.log.Error("server stopped", "err", err)
 	}
-	s.shutdown(srv, admin)
+	s.shutdown(srv, admin, tlsServers...)
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
@@ -465,12 +494,17 @@ func addrOf(l net.Listener) string {
 	return l.Addr().String()
 }
 
-func (s *Server) shutdown(srv, admin *http.Server) {
+func (s *Server) shutdown(srv, admin *http.Server, more ...*http.Server) {
 	grace := s.cur.Load().cfg.ShutdownGrace
 	s.log.Info("shutting down", "grace", grace.String(), "in_flight", s.inflight.Load())
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
+	var wg sync.WaitGroup
+	for _, m := range more {
+		wg.Go(func() { _ = m.Shutdown(ctx) }) // TLS: sends HTTP/2 GOAWAY too
+	}
 	_ = srv.Shutdown(ctx) // stops accepting; waits for requests, not for hijacked connections
+	wg.Wait()
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for s.inflight.Load() > 0 && ctx.Err() == nil {
@@ -484,6 +518,12 @@ func (s *Server) shutdown(srv, admin *http.Server) {
 	}
 	s.cancelBase() // ends what is left, websockets included
 	_ = srv.Close()
+	for _, m := range more {
+		_ = m.Close()
+	}
+	if mgr := s.tlsMgr.Load(); mgr != nil {
+		mgr.Stop()
+	}
 	if admin != nil {
 		_ = admin.Close()
 	}
