@@ -45,6 +45,7 @@ tls:
   http_listen: "${HTTP_ADDR}"
 ` + extra + `
 routes:
+  - { path: /small, to: "${UP}", max_body: 10B }
   - { path: /, to: "${UP}" }
 `
 }
@@ -184,6 +185,41 @@ func TestAutoTLSPebble(t *testing.T) {
 		if res.ProtoMajor != 2 || s.Header.Get("X-Forwarded-Proto") != "https" || s.URI != "/x?y=1" {
 			t.Errorf("proto %s, upstream saw %+v", res.Proto, s)
 		}
+	})
+	t.Run("limits over h2", func(t *testing.T) {
+		res, err := client.Post(base+"/small", "text/plain", strings.NewReader(strings.Repeat("x", 100)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusRequestEntityTooLarge || res.ProtoMajor != 2 {
+			t.Errorf("over max_body: %s %d, want HTTP/2 413", res.Proto, res.StatusCode)
+		}
+		// Go's client refuses to send more than the edge advertises in
+		// SETTINGS_MAX_HEADER_LIST_SIZE; raw frames do not.
+		conn, err := tls.Dial("tcp", e.tlsAddr, &tls.Config{RootCAs: roots, ServerName: "a.edge.test", NextProtos: []string{"h2"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Many fields, each under the limit: one string longer than the
+		// whole limit is a decoding error that closes the connection.
+		big := [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", "a.edge.test"}, {":path", "/"}}
+		for i := range 20 {
+			big = append(big, [2]string{"x-big-" + strconv.Itoa(i), strings.Repeat("b", 4<<10)})
+		}
+		if st := h2Request(t, conn, big); st != http.StatusRequestHeaderFieldsTooLarge {
+			t.Errorf("over max_header_bytes: %d, want 431", st)
+		}
+		res, err = client.Get(base + "/a/./b/../%2e/x")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := seenBy(t, res); s.Path != "/a/x" {
+			t.Errorf("path normalization over h2: upstream saw %q", s.Path)
+		}
+	})
+	t.Run("h2spec", func(t *testing.T) {
+		runH2Spec(t, e.tlsAddr, true, h2specKnown)
 	})
 	t.Run("no SNI", func(t *testing.T) {
 		c, err := tls.Dial("tcp", e.tlsAddr, &tls.Config{RootCAs: roots, ServerName: "a.edge.test", NextProtos: []string{"http/1.1"}})
