@@ -4,6 +4,8 @@ GO ?= go
 BIN := bin
 STATICCHECK_VERSION := v0.8.2
 MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
+PEBBLE_VERSION := v2.10.3
+H2SPEC_VERSION := v2.2.1+incompatible
 # Race detection is on by default, as in CI; `make test RACE=` turns it off.
 RACE ?= -race
 # Whole-suite timeout: the suite is kept well under ~10 minutes on 2 cores.
@@ -60,8 +62,10 @@ lint: ## gofmt, go vet and staticcheck (pinned).
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
 .PHONY: tools
-tools: ## Install the pinned MinIO server used by the integration tests (about 3 minutes to build).
+tools: ## Install the pinned MinIO server, Pebble (ACME) and h2spec used by the integration tests (about 3 minutes to build).
 	$(GO) install github.com/minio/minio@$(MINIO_VERSION)
+	$(GO) install github.com/letsencrypt/pebble/v2/cmd/pebble@$(PEBBLE_VERSION)
+	$(GO) install github.com/summerwind/h2spec/cmd/h2spec@$(H2SPEC_VERSION)
 
 .PHONY: clean
 clean: ## Remove build output and the run data directory.

@@ -80,7 +80,7 @@ func TestPromtoolTestRules(t *testing.T) {
 func TestAlertRulesNamed(t *testing.T) {
 	want := []string{
 		"HighErrorRate", "ProbeDown", "ProbeSlow", "HighMemoryUsage", "EdgeConfigReloadFailed",
-		"AuthBruteForce", "OutboxBacklog", "UploadErrors",
+		"AuthBruteForce", "OutboxBacklog", "UploadErrors", "TLSCertificateExpiringSoon",
 		"EdgeAvailabilityBudgetBurnFast", "EdgeAvailabilityBudgetBurnSlow",
 		"EdgeLatencyBudgetBurnFast", "EdgeLatencyBudgetBurnSlow",
 	}
@@ -347,6 +347,8 @@ var exportedMetrics = map[string]bool{
 	"edge_config_reloads_total":                         true,
 	"edge_config_last_reload_success_timestamp_seconds": true,
 	"edge_requests_in_flight":                           true,
+	"edge_tls_certificate_expiry_timestamp_seconds":     true,
+	"edge_tls_certificate_operations_total":             true,
 	"http_requests_total":                               true,
 	"http_request_duration_seconds_bucket":              true,
 	"http_request_duration_seconds_count":               true,
