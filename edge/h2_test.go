@@ -1,11 +1,16 @@
 package edge
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"encoding/xml"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
+	"net/textproto"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -269,5 +274,144 @@ func TestH2HeadersNeverReachUpstream(t *testing.T) {
 				t.Errorf("upstream received %q in:\n%s", bad, h)
 			}
 		}
+	}
+}
+
+// Over HTTP/2 (h2c here; the TLS port runs the same server code) streams
+// behave as on HTTP/1.1: an SSE event arrives before the upstream writes
+// the next, a body streams to the upstream as it is sent, trailers and
+// 103 Early Hints come through; and an HTTP/2 connection idle for longer
+// than the plain port's park time (memory.go) keeps working.
+func TestH2CStreams(t *testing.T) {
+	release := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/sse":
+			w.Header().Set("Content-Type", "text/event-stream; charset=utf-8")
+			_, _ = io.WriteString(w, "data: 1\n\n")
+			http.NewResponseController(w).Flush()
+			<-release
+			_, _ = io.WriteString(w, "data: 2\n\n")
+		case "/upload":
+			// Answer after the first chunk: the rest is still being sent.
+			// (An HTTP/1.1 server answers while reading only when told to.)
+			_ = http.NewResponseController(w).EnableFullDuplex()
+			buf := make([]byte, 5)
+			n, _ := io.ReadFull(r.Body, buf)
+			_, _ = w.Write(buf[:n])
+			http.NewResponseController(w).Flush()
+			rest, _ := io.Copy(io.Discard, r.Body)
+			_, _ = io.WriteString(w, " "+strconv.FormatInt(rest, 10))
+		case "/trailer":
+			w.Header().Set("Trailer", "X-Checksum")
+			_, _ = io.WriteString(w, "body")
+			w.Header().Set("X-Checksum", "abc")
+		case "/hints":
+			w.Header().Set("Link", "</style.css>; rel=preload; as=style")
+			w.WriteHeader(http.StatusEarlyHints)
+			_, _ = io.WriteString(w, "after hints")
+		default:
+			_, _ = io.WriteString(w, "ok")
+		}
+	}))
+	t.Cleanup(up.Close)
+	var once sync.Once
+	t.Cleanup(func() { once.Do(func() { close(release) }) }) // runs before up.Close
+	e := startEdge(t, h2specYAML, map[string]string{"UP": up.URL})
+	tr := &http.Transport{Protocols: new(http.Protocols)}
+	tr.Protocols.SetUnencryptedHTTP2(true)
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	defer tr.CloseIdleConnections()
+
+	res, err := client.Get(e.url + "/sse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ProtoMajor != 2 {
+		t.Fatalf("proto %s", res.Proto)
+	}
+	br := bufio.NewReader(res.Body)
+	if line, err := br.ReadString('\n'); err != nil || line != "data: 1\n" {
+		t.Fatalf("first event before the second was written: %q %v", line, err)
+	}
+	once.Do(func() { close(release) })
+	rest, _ := io.ReadAll(br)
+	res.Body.Close()
+	if string(rest) != "\ndata: 2\n\n" {
+		t.Errorf("rest of stream %q", rest)
+	}
+
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequest(http.MethodPost, e.url+"/upload", pr)
+	done := make(chan *http.Response, 1)
+	go func() {
+		res, err := client.Do(req)
+		if err != nil {
+			t.Error(err)
+			close(done)
+			return
+		}
+		done <- res
+	}()
+	_, _ = io.WriteString(pw, "first")
+	var res2 *http.Response
+	select {
+	case res2 = <-done:
+	case <-time.After(3 * time.Second):
+		t.Fatal("no response while the upload is still open: the body was buffered")
+	}
+	if res2 == nil {
+		return
+	}
+	first := make([]byte, 5)
+	if _, err := io.ReadFull(res2.Body, first); err != nil || string(first) != "first" {
+		t.Fatalf("echo of the first chunk: %q %v", first, err)
+	}
+	_, _ = io.WriteString(pw, strings.Repeat("x", 1000))
+	pw.Close()
+	tail, _ := io.ReadAll(res2.Body)
+	res2.Body.Close()
+	if string(tail) != " 1000" {
+		t.Errorf("upload tail %q", tail)
+	}
+
+	res, err = client.Get(e.url + "/trailer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if string(b) != "body" || res.Trailer.Get("X-Checksum") != "abc" {
+		t.Errorf("trailer: body %q, trailer %v", b, res.Trailer)
+	}
+
+	var hints []string
+	ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+		Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+			hints = append(hints, strconv.Itoa(code)+" "+h.Get("Link"))
+			return nil
+		},
+	})
+	req, _ = http.NewRequestWithContext(ctx, http.MethodGet, e.url+"/hints", nil)
+	res, err = client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if len(hints) != 1 || hints[0] != "103 </style.css>; rel=preload; as=style" || res.StatusCode != 200 {
+		t.Errorf("early hints %q, status %d", hints, res.StatusCode)
+	}
+
+	// Longer than parkAfter: a parked HTTP/1.1 connection would be handed
+	// back to net/http as a new one, which would break an HTTP/2 stream.
+	time.Sleep(parkAfter + 300*time.Millisecond)
+	res, err = client.Get(e.url + "/")
+	if err != nil {
+		t.Fatalf("request on the idle h2c connection: %v", err)
+	}
+	b, _ = io.ReadAll(res.Body)
+	res.Body.Close()
+	if string(b) != "ok" || res.ProtoMajor != 2 {
+		t.Errorf("after idle: %s %q", res.Proto, b)
 	}
 }
