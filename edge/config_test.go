@@ -92,7 +92,7 @@ func TestLoadErrors(t *testing.T) {
 		{"top not mapping", "- a", []string{"line 1: config: want a mapping, got a list"}},
 		{"no routes", "listen: \":1\"", []string{"line 1: routes: no routes"}},
 		{"unknown top key", "lsten: \":1\"\nroutes: [ { path: /, to: \"${UP}\" } ]",
-			[]string{`line 1: config: unknown key "lsten" (want one of listen, admin, trusted_proxies, client_ip_headers, access_log, limits, upstream, basic_auth, shutdown_grace, headers, users, routes)`}},
+			[]string{`line 1: config: unknown key "lsten" (want one of listen, admin, trusted_proxies, client_ip_headers, access_log, limits, upstream, basic_auth, shutdown_grace, headers, users, routes, tls, h2c)`}},
 		{"repeated key", "listen: \":1\"\nlisten: \":2\"\nroutes: [ { path: /, to: \"${UP}\" } ]",
 			[]string{`line 2: config: key "listen" repeated (first at line 1)`}},
 		{"unknown route key", "routes:\n  - { path: /, to: \"${UP}\", strip: true }",
