@@ -58,7 +58,9 @@ func (s *Server) serveTLS(errc chan<- error) ([]*http.Server, error) {
 	}
 	s.reloadMu.Lock() // a reload meanwhile must not be undone by the first Manage
 	s.tlsMgr.Store(mgr)
-	mgr.Manage(s.cur.Load().cfg.TLS.Domains)
+	if cur := s.cur.Load().cfg.TLS; cur != nil { // nil if a reload removed tls: already
+		mgr.Manage(cur.Domains)
+	}
 	s.reloadMu.Unlock()
 
 	srv := s.httpServer(s)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"selfhost.dev/edgeapp/internal/testlog"
@@ -45,6 +47,7 @@ tls:
   http_listen: "${HTTP_ADDR}"
 ` + extra + `
 routes:
+  - { path: /ws, to: "${WS}" }
   - { path: /small, to: "${UP}", max_body: 10B }
   - { path: /, to: "${UP}" }
 `
@@ -167,7 +170,19 @@ func TestAutoTLSPebble(t *testing.T) {
 	hp, _ := strconv.Atoi(port(httpAddr))
 	p := testserver.StartPebble(t, testserver.PebbleConfig{TLSPort: tp, HTTPPort: hp, Blocklist: []string{"refused.edge.test"}})
 	up := newUpstream(t)
-	env := map[string]string{"CA": p.DirectoryURL, "CA_ROOT": p.CARootFile, "STORE": t.TempDir(), "UP": up.URL}
+	ws := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		typ, msg, err := c.Read(r.Context())
+		if err == nil {
+			_ = c.Write(r.Context(), typ, append([]byte("echo "), msg...))
+		}
+	}))
+	t.Cleanup(ws.Close)
+	env := map[string]string{"CA": p.DirectoryURL, "CA_ROOT": p.CARootFile, "STORE": t.TempDir(), "UP": up.URL, "WS": ws.URL}
 
 	e := startTLSEdge(t, tlsYAML("a.edge.test, refused.edge.test", ""), env, tlsAddr, httpAddr)
 	first := e.waitCert(t, p, "a.edge.test")
@@ -216,6 +231,28 @@ func TestAutoTLSPebble(t *testing.T) {
 		}
 		if s := seenBy(t, res); s.Path != "/a/x" {
 			t.Errorf("path normalization over h2: upstream saw %q", s.Path)
+		}
+	})
+	t.Run("websocket over TLS", func(t *testing.T) {
+		// Browsers open websockets over HTTP/1.1: a client offering only
+		// http/1.1 in ALPN.
+		h1 := e.h2Client(roots)
+		tr := h1.Transport.(*http.Transport)
+		tr.ForceAttemptHTTP2 = false
+		tr.TLSClientConfig.NextProtos = []string{"http/1.1"}
+		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		c, _, err := websocket.Dial(ctx, "wss://a.edge.test:"+port(e.tlsAddr)+"/ws", &websocket.DialOptions{HTTPClient: h1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.CloseNow()
+		if err := c.Write(ctx, websocket.MessageText, []byte("hi")); err != nil {
+			t.Fatal(err)
+		}
+		if _, msg, err := c.Read(ctx); err != nil || string(msg) != "echo hi" {
+			t.Errorf("echo %q %v", msg, err)
 		}
 	})
 	t.Run("h2spec", func(t *testing.T) {
