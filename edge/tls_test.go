@@ -259,9 +259,14 @@ func TestAutoTLSPebble(t *testing.T) {
 		runH2Spec(t, e.tlsAddr, true, h2specKnown)
 	})
 	t.Run("no SNI", func(t *testing.T) {
-		c, err := tls.Dial("tcp", e.tlsAddr, &tls.Config{RootCAs: roots, ServerName: "a.edge.test", NextProtos: []string{"http/1.1"}})
+		// Dialing an IP address, Go's client sends no SNI; the edge answers
+		// with its first domain's certificate.
+		c, err := tls.Dial("tcp", e.tlsAddr, &tls.Config{InsecureSkipVerify: true})
 		if err != nil {
 			t.Fatal(err)
+		}
+		if names := c.ConnectionState().PeerCertificates[0].DNSNames; len(names) != 1 || names[0] != "a.edge.test" {
+			t.Errorf("certificate without SNI for %v, want a.edge.test", names)
 		}
 		c.Close()
 		// An unmanaged name fails the handshake: no on-demand issuance.
@@ -336,8 +341,8 @@ func TestAutoTLSPebble(t *testing.T) {
 	})
 
 	orders := p.Orders(t)
-	if orders < 2 {
-		t.Fatalf("pebble saw %d orders, want at least 2; log:\n%s", orders, p.Log())
+	if orders < 1 {
+		t.Fatalf("pebble saw %d orders, want at least 1; log:\n%s", orders, p.Log())
 	}
 	e.shutdown(t)
 	client.CloseIdleConnections()
