@@ -1,7 +1,11 @@
 package edge
 
 import (
+	"bytes"
 	"fmt"
+	"io"
+	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -66,6 +70,10 @@ func (s *Server) serveTLS(errc chan<- error) ([]*http.Server, error) {
 	srv := s.httpServer(s)
 	srv.ConnState = nil // no parking, see above
 	srv.TLSConfig = mgr.TLSConfig()
+	srv.ErrorLog = log.New(handshakeLog{
+		debug: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug).Writer(),
+		other: s.proxyLog.Writer(),
+	}, "", 0)
 	srv.Protocols = new(http.Protocols)
 	srv.Protocols.SetHTTP1(true)
 	srv.Protocols.SetHTTP2(true)
@@ -108,4 +116,17 @@ func tlsRestartKey(t *TLS) string {
 		return "off"
 	}
 	return fmt.Sprintf("ca=%s ca_root=%s email=%s storage=%s listen=%s http_listen=%s", t.CA, t.CARoot, t.Email, t.Storage, t.Listen, t.HTTPListen)
+}
+
+// handshakeLog sends net/http's "TLS handshake error" lines to the debug
+// level: on a public port scanners, clients that hang up and names the
+// edge has no certificate for make them by the thousand. Other server
+// errors keep the warning level.
+type handshakeLog struct{ debug, other io.Writer }
+
+func (h handshakeLog) Write(p []byte) (int, error) {
+	if bytes.Contains(p, []byte("TLS handshake error")) {
+		return h.debug.Write(p)
+	}
+	return h.other.Write(p)
 }
