@@ -415,3 +415,73 @@ func TestH2CStreams(t *testing.T) {
 		t.Errorf("after idle: %s %q", res.Proto, b)
 	}
 }
+
+// Over HTTP/2 Basic Auth guards a route as on HTTP/1.1, and a shutdown
+// lets a request in flight finish (net/http sends GOAWAY, so the client
+// opens no new stream on that connection).
+func TestH2CAuthAndShutdown(t *testing.T) {
+	entered := make(chan struct{}, 1)
+	release := make(chan struct{})
+	var once sync.Once
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			entered <- struct{}{}
+			<-release
+		}
+		_, _ = io.WriteString(w, "done")
+	}))
+	t.Cleanup(up.Close)
+	t.Cleanup(func() { once.Do(func() { close(release) }) })
+	e := startEdge(t, `
+h2c: true
+access_log: "off"
+users:
+  admins: [ { user: admin, hash: "${HASH}" } ]
+routes:
+  - { path: /admin, to: "${UP}", auth: admins }
+  - { path: /, to: "${UP}" }
+`, map[string]string{"UP": up.URL})
+	tr := &http.Transport{Protocols: new(http.Protocols)}
+	tr.Protocols.SetUnencryptedHTTP2(true)
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	defer tr.CloseIdleConnections()
+
+	req, _ := http.NewRequest(http.MethodGet, e.url+"/admin/x", nil)
+	res, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusUnauthorized || res.ProtoMajor != 2 || res.Header.Get("Www-Authenticate") == "" {
+		t.Errorf("no credentials: %s %d", res.Proto, res.StatusCode)
+	}
+	req.SetBasicAuth(testUser, testPassword)
+	if res, err = client.Do(req); err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Errorf("with credentials: %d", res.StatusCode)
+	}
+
+	done := make(chan string, 1)
+	go func() {
+		res, err := client.Get(e.url + "/slow")
+		if err != nil {
+			done <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		done <- string(b)
+	}()
+	<-entered
+	stopped := make(chan struct{})
+	go func() { e.shutdown(t); close(stopped) }()
+	time.Sleep(100 * time.Millisecond) // the GOAWAY goes out
+	once.Do(func() { close(release) })
+	if got := <-done; got != "done" {
+		t.Errorf("request in flight during shutdown: %q", got)
+	}
+	<-stopped
+}
