@@ -34,6 +34,10 @@ type TLS struct {
 	Storage string
 	// Listen is the TLS address (":443"): TLS 1.2+, HTTP/2 via ALPN.
 	Listen string
+	// EABKeyID and EABMACKey are the External Account Binding some CAs
+	// require (ZeroSSL): both or neither; the MAC key belongs in an
+	// environment variable.
+	EABKeyID, EABMACKey string
 	// HTTPListen is the address answering ACME HTTP-01 challenges and
 	// redirecting everything else to https (":80"); "off" disables it, and
 	// then only the TLS-ALPN-01 challenge is used.
@@ -51,7 +55,7 @@ var namedCAs = map[string]string{
 	"zerossl":             "https://acme.zerossl.com/v2/DV90",
 }
 
-var tlsKeys = []string{"domains", "email", "ca", "ca_root", "storage", "listen", "http_listen"}
+var tlsKeys = []string{"domains", "email", "ca", "ca_root", "storage", "listen", "http_listen", "eab_key_id", "eab_mac_key"}
 
 // tlsBlock parses the `tls:` block. Domains left empty are filled in from
 // the routes by tlsDomains, once the routes are known.
@@ -131,6 +135,10 @@ func (l *loader) tlsBlock(n *yaml.Node) *TLS {
 				}
 				t.Storage = s
 			}
+		case "eab_key_id":
+			t.EABKeyID, _ = l.str(v, where)
+		case "eab_mac_key":
+			t.EABMACKey, _ = l.str(v, where)
 		case "listen":
 			t.Listen = l.addr(v, where, false)
 		case "http_listen":
@@ -154,6 +162,12 @@ func (l *loader) tlsDomains(cfg *Config, n *yaml.Node) {
 	}
 	if len(t.Domains) == 0 {
 		l.errorf(n, "tls.domains: no domains: list them, or give routes a host")
+	}
+	if (t.EABKeyID == "") != (t.EABMACKey == "") {
+		l.errorf(n, "tls: eab_key_id and eab_mac_key go together")
+	}
+	if t.CA == namedCAs["zerossl"] && t.EABKeyID == "" {
+		l.errorf(n, "tls.ca: ZeroSSL needs eab_key_id and eab_mac_key (from its developer dashboard)")
 	}
 	if t.Listen == t.HTTPListen {
 		l.errorf(n, "tls: listen and http_listen are both %q", t.Listen)

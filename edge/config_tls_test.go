@@ -127,6 +127,21 @@ routes:
 		}
 	}
 
+	// ZeroSSL needs External Account Binding; its two halves go together.
+	_, err = Load(strings.NewReader("tls: { domains: [a.example.com], ca: zerossl }\nroutes: [ { path: /, to: \"${UP}\" } ]\n"), envLookup(testEnv))
+	if err == nil || !strings.Contains(err.Error(), "line 1: tls.ca: ZeroSSL needs eab_key_id and eab_mac_key") {
+		t.Errorf("zerossl without EAB: %v", err)
+	}
+	_, err = Load(strings.NewReader("tls: { domains: [a.example.com], eab_key_id: kid }\nroutes: [ { path: /, to: \"${UP}\" } ]\n"), envLookup(testEnv))
+	if err == nil || !strings.Contains(err.Error(), "line 1: tls: eab_key_id and eab_mac_key go together") {
+		t.Errorf("half an EAB: %v", err)
+	}
+	env := map[string]string{"UP": "http://127.0.0.1:9", "EAB": "c2VjcmV0"}
+	cfg, err := Load(strings.NewReader("tls: { domains: [a.example.com], ca: zerossl, eab_key_id: kid, eab_mac_key: \"${EAB}\" }\nroutes: [ { path: /, to: \"${UP}\" } ]\n"), envLookup(env))
+	if err != nil || cfg.TLS.EABKeyID != "kid" || cfg.TLS.EABMACKey != "c2VjcmV0" || cfg.TLS.CA != namedCAs["zerossl"] {
+		t.Errorf("zerossl with EAB: %v", err)
+	}
+
 	// No domain anywhere.
 	_, err = Load(strings.NewReader("tls: { email: ops@example.com }\nroutes: [ { path: /, to: \"${UP}\" } ]\n"), envLookup(testEnv))
 	if err == nil || !strings.Contains(err.Error(), "line 1: tls.domains: no domains: list them, or give routes a host") {

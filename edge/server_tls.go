@@ -43,7 +43,7 @@ func (s *Server) serveTLS(errc chan<- error) ([]*http.Server, error) {
 		}
 	}
 	host, tlsPort, _ := net.SplitHostPort(tlsLn.Addr().String())
-	cfg := autotls.Config{CA: t.CA, Email: t.Email, Roots: t.CARootPool, Storage: t.Storage}
+	cfg := autotls.Config{CA: t.CA, Email: t.Email, Roots: t.CARootPool, Storage: t.Storage, EABKeyID: t.EABKeyID, EABMACKey: t.EABMACKey}
 	cfg.TLSPort, _ = strconv.Atoi(tlsPort)
 	if httpLn != nil {
 		_, p, _ := net.SplitHostPort(httpLn.Addr().String())
@@ -99,7 +99,7 @@ func (s *Server) TLSManager() *autotls.Manager { return s.tlsMgr.Load() }
 // once; the other keys need a restart, and say so.
 func (s *Server) reloadTLS(cfg *Config) {
 	old := s.started.TLS
-	if (old == nil) != (cfg.TLS == nil) || old != nil && tlsRestartKey(old) != tlsRestartKey(cfg.TLS) {
+	if (old == nil) != (cfg.TLS == nil) || old != nil && (tlsRestartKey(old) != tlsRestartKey(cfg.TLS) || old.EABMACKey != cfg.TLS.EABMACKey) {
 		s.log.Warn("config change needs a restart to apply", "key", "tls", "running", tlsRestartKey(old), "file", tlsRestartKey(cfg.TLS))
 	}
 	if s.started.H2C != cfg.H2C {
@@ -115,7 +115,9 @@ func tlsRestartKey(t *TLS) string {
 	if t == nil {
 		return "off"
 	}
-	return fmt.Sprintf("ca=%s ca_root=%s email=%s storage=%s listen=%s http_listen=%s", t.CA, t.CARoot, t.Email, t.Storage, t.Listen, t.HTTPListen)
+	// The MAC key is a secret and never logged; reloadTLS compares it apart.
+	return fmt.Sprintf("ca=%s ca_root=%s email=%s storage=%s listen=%s http_listen=%s eab_key_id=%s",
+		t.CA, t.CARoot, t.Email, t.Storage, t.Listen, t.HTTPListen, t.EABKeyID)
 }
 
 // handshakeLog sends net/http's "TLS handshake error" lines to the debug

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/certmagic"
+	"github.com/mholt/acmez/v3/acme"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 )
@@ -39,6 +40,9 @@ type Config struct {
 	// Roots are trusted for the CA's own HTTPS. If nil, the system's roots
 	// are used.
 	Roots *x509.CertPool
+	// EABKeyID and EABMACKey are the External Account Binding, for CAs
+	// that require one (ZeroSSL); "" for none.
+	EABKeyID, EABMACKey string
 	// Storage is the directory of certificates, keys and the account. It is
 	// created (0700) if missing.
 	Storage string
@@ -98,7 +102,12 @@ func New(cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Manager, err
 		// add network calls (and Pebble has none).
 		OCSP: certmagic.OCSPConfig{DisableStapling: true},
 	})
+	var eab *acme.EAB
+	if cfg.EABKeyID != "" {
+		eab = &acme.EAB{KeyID: cfg.EABKeyID, MACKey: cfg.EABMACKey}
+	}
 	m.issuer = certmagic.NewACMEIssuer(m.magic, certmagic.ACMEIssuer{
+		ExternalAccount:      eab,
 		CA:                   cfg.CA,
 		Email:                cfg.Email,
 		Agreed:               true,
