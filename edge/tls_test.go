@@ -366,3 +366,48 @@ func TestAutoTLSPebble(t *testing.T) {
 		}
 	})
 }
+
+// A stored certificate inside its renewal window is renewed when the edge
+// starts, in the background, while the old one keeps serving; the renewal
+// is counted and the expiry metric follows. (certmagic renews in the last
+// third of a certificate's life, or earlier as the CA's renewal info says;
+// a certificate valid for 5 minutes is always due.)
+func TestAutoTLSRenewal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Pebble")
+	}
+	tlsLn, _ := net.Listen("tcp", "127.0.0.1:0")
+	httpLn, _ := net.Listen("tcp", "127.0.0.1:0")
+	tlsAddr, httpAddr := tlsLn.Addr().String(), httpLn.Addr().String()
+	tlsLn.Close()
+	httpLn.Close()
+	tp, _ := strconv.Atoi(port(tlsAddr))
+	hp, _ := strconv.Atoi(port(httpAddr))
+	p := testserver.StartPebble(t, testserver.PebbleConfig{TLSPort: tp, HTTPPort: hp, Validity: 300})
+	up := newUpstream(t)
+	env := map[string]string{"CA": p.DirectoryURL, "CA_ROOT": p.CARootFile, "STORE": t.TempDir(), "UP": up.URL, "WS": up.URL}
+
+	e := startTLSEdge(t, tlsYAML("a.edge.test", ""), env, tlsAddr, httpAddr)
+	first := e.waitCert(t, p, "a.edge.test")
+	e.shutdown(t)
+
+	e2 := startTLSEdge(t, tlsYAML("a.edge.test", ""), env, tlsAddr, httpAddr)
+	deadline := time.Now().Add(60 * time.Second)
+	for e2.metric(t, `edge_tls_certificate_operations_total{operation="renew",result="success"}`) != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no renewal; edge log:\n%s", e2.log.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c := e2.waitCert(t, p, "a.edge.test")
+	for c.SerialNumber.Cmp(first.SerialNumber) == 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+		c = e2.waitCert(t, p, "a.edge.test")
+	}
+	if c.SerialNumber.Cmp(first.SerialNumber) == 0 {
+		t.Fatal("the renewed certificate is not served")
+	}
+	if got := e2.metric(t, `edge_tls_certificate_expiry_timestamp_seconds{domain="a.edge.test"}`); got != float64(c.NotAfter.Unix()) {
+		t.Errorf("expiry metric %v, want the renewed %d", got, c.NotAfter.Unix())
+	}
+}

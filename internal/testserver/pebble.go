@@ -51,6 +51,8 @@ type PebbleConfig struct {
 	HTTPPort, TLSPort int
 	// Blocklist are names Pebble refuses to issue for (rejectedIdentifier).
 	Blocklist []string
+	// Validity is how long certificates are valid, in seconds (90 days if 0).
+	Validity int
 }
 
 // StartPebble starts Pebble on loopback with a DNS responder that resolves
@@ -79,6 +81,10 @@ func StartPebble(t testing.TB, cfg PebbleConfig) *Pebble {
 		"retryAfter":                     map[string]int{"authz": 1, "order": 1},
 		"profiles":                       map[string]any{"default": map[string]any{"description": "default", "validityPeriod": 7776000}},
 	}}
+	if cfg.Validity == 0 {
+		cfg.Validity = 90 * 86400
+	}
+	conf["pebble"].(map[string]any)["profiles"] = map[string]any{"default": map[string]any{"description": "default", "validityPeriod": cfg.Validity}}
 	b, _ := json.Marshal(conf)
 	writeServerFiles(t, dir, map[string]string{"pebble.json": string(b)})
 
