@@ -5,6 +5,8 @@ BIN := bin
 STATICCHECK_VERSION := v0.8.2
 MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
 OAUTH2_PROXY_VERSION := v7.15.6
+PEBBLE_VERSION := v2.10.3
+H2SPEC_VERSION := v2.2.1+incompatible
 # Race detection is on by default, as in CI; `make test RACE=` turns it off.
 RACE ?= -race
 # Whole-suite timeout: the suite is kept well under ~10 minutes on 2 cores.
@@ -62,9 +64,11 @@ lint: ## gofmt, go vet and staticcheck (pinned).
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION) ./...
 
 .PHONY: tools
-tools: ## Install the pinned MinIO server and oauth2-proxy used by the integration tests (about 3 minutes to build).
+tools: ## Install the pinned MinIO server, oauth2-proxy, Pebble (ACME) and h2spec used by the integration tests (a few minutes to build).
 	$(GO) install github.com/minio/minio@$(MINIO_VERSION)
 	$(GO) install github.com/oauth2-proxy/oauth2-proxy/v7@$(OAUTH2_PROXY_VERSION)
+	$(GO) install github.com/letsencrypt/pebble/v2/cmd/pebble@$(PEBBLE_VERSION)
+	$(GO) install github.com/summerwind/h2spec/cmd/h2spec@$(H2SPEC_VERSION)
 
 .PHONY: clean
 clean: ## Remove build output and the run data directory.

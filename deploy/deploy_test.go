@@ -80,7 +80,7 @@ func TestPromtoolTestRules(t *testing.T) {
 func TestAlertRulesNamed(t *testing.T) {
 	want := []string{
 		"HighErrorRate", "ProbeDown", "ProbeSlow", "HighMemoryUsage", "EdgeConfigReloadFailed",
-		"AuthBruteForce", "OutboxBacklog", "UploadErrors", "UpstreamDown", "NoHealthyUpstream",
+		"AuthBruteForce", "OutboxBacklog", "UploadErrors", "UpstreamDown", "NoHealthyUpstream", "TLSCertificateExpiringSoon",
 		"EdgeAvailabilityBudgetBurnFast", "EdgeAvailabilityBudgetBurnSlow",
 		"EdgeLatencyBudgetBurnFast", "EdgeLatencyBudgetBurnSlow",
 	}
@@ -362,6 +362,8 @@ var exportedMetrics = map[string]bool{
 	"edge_upstream_healthy":                             true,
 	"edge_upstream_requests_total":                      true,
 	"edge_retries_total":                                true,
+	"edge_tls_certificate_expiry_timestamp_seconds":     true,
+	"edge_tls_certificate_operations_total":             true,
 	"http_requests_total":                               true,
 	"http_request_duration_seconds_bucket":              true,
 	"http_request_duration_seconds_count":               true,

@@ -68,6 +68,11 @@ type Config struct {
 	// Allow and Deny are the default client IP lists of routes that set
 	// none (nil: everyone).
 	Allow, Deny []netip.Prefix
+	// TLS turns on automatic HTTPS (config_tls.go); nil: plain HTTP only.
+	TLS *TLS
+	// H2C accepts HTTP/2 without TLS (prior knowledge) on Listen, as
+	// cloudflared's http2Origin sends it (false).
+	H2C bool
 }
 
 // Limits bound what a client may send.
@@ -544,7 +549,7 @@ func (l *loader) headers(n *yaml.Node, where string) []Header {
 }
 
 var (
-	topKeys    = []string{"listen", "admin", "trusted_proxies", "client_ip_headers", "access_log", "limits", "upstream", "basic_auth", "shutdown_grace", "underscores_in_headers", "headers", "users", "routes", "auth_servers", "allow", "deny", "encode", "error_pages"}
+	topKeys    = []string{"listen", "admin", "trusted_proxies", "client_ip_headers", "access_log", "limits", "upstream", "basic_auth", "shutdown_grace", "underscores_in_headers", "headers", "users", "routes", "auth_servers", "allow", "deny", "encode", "error_pages", "tls", "h2c"}
 	limitKeys  = []string{"max_header_bytes", "read_header_timeout", "idle_timeout", "body_read_timeout"}
 	upKeys     = []string{"dial_timeout", "response_header_timeout", "max_idle_conns_per_host"}
 	authKeys   = []string{"failures_per_minute", "cache_ttl", "cache_entries"}
@@ -576,7 +581,7 @@ func (l *loader) config(doc *yaml.Node) *Config {
 		l.errs = append(l.errs, &ConfigError{Line: 1, Msg: "empty config: want at least routes"})
 		return cfg
 	}
-	var usersNode, authServersNode *yaml.Node
+	var usersNode, authServersNode, tlsNode *yaml.Node
 	var routeNodes []*yaml.Node
 	l.fields(root, "config", topKeys, func(k string, v *yaml.Node) {
 		switch k {
@@ -679,6 +684,11 @@ func (l *loader) config(doc *yaml.Node) *Config {
 			cfg.Encode = l.encodings(v, k)
 		case "error_pages":
 			cfg.ErrorPages = l.errorPages(v, k)
+		case "tls":
+			tlsNode = v
+			cfg.TLS = l.tlsBlock(v)
+		case "h2c":
+			cfg.H2C = l.boolean(v, k)
 		case "routes":
 			if v.Kind != yaml.SequenceNode {
 				l.errorf(v, "routes: want a list, got %s", describe(v))
@@ -715,6 +725,9 @@ func (l *loader) config(doc *yaml.Node) *Config {
 		cfg.Routes = append(cfg.Routes, r)
 	}
 	l.checkRedirectLoops(cfg, nodes)
+	if cfg.TLS != nil {
+		l.tlsDomains(cfg, tlsNode)
+	}
 	return cfg
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"selfhost.dev/edgeapp/edge/autotls"
 	ups "selfhost.dev/edgeapp/edge/upstream"
 )
 
@@ -48,6 +49,9 @@ type Options struct {
 	// port): it returns once the new process serves, or why it failed. If
 	// nil, the admin port has no /-/upgrade.
 	Upgrade func(ctx context.Context) error
+	// TLSListener and HTTPListener serve the `tls:` block's listen and
+	// http_listen. If nil, Serve listens on the configured addresses.
+	TLSListener, HTTPListener net.Listener
 }
 
 // Server is the edge: the public handler, the admin handler, the current
@@ -86,12 +90,14 @@ type Server struct {
 	baseCtx    context.Context // parent of every request context
 	cancelBase context.CancelFunc
 
-	listen   func(name, network, addr string) (net.Listener, error)
-	ready    func() error
-	upgrade  func(ctx context.Context) error
-	handover chan struct{} // closed by Handover (upgrade.go)
-	handOnce sync.Once
-	draining atomic.Bool // answer with Connection: close (upgrade.go)
+	listen        func(name, network, addr string) (net.Listener, error)
+	ready         func() error
+	upgrade       func(ctx context.Context) error
+	handover      chan struct{} // closed by Handover (upgrade.go)
+	handOnce      sync.Once
+	draining      atomic.Bool                     // answer with Connection: close (upgrade.go)
+	tlsLn, httpLn net.Listener                    // from Options, for `tls:`
+	tlsMgr        atomic.Pointer[autotls.Manager] // set by Serve with `tls:`
 }
 
 var _ http.Handler = (*Server)(nil)
@@ -127,6 +133,8 @@ func New(cfg *Config, opts Options) (*Server, error) {
 		ready:        opts.Ready,
 		upgrade:      opts.Upgrade,
 		handover:     make(chan struct{}),
+		tlsLn:        opts.TLSListener,
+		httpLn:       opts.HTTPListener,
 	}
 	s.exchanges.New = func() any { return new(exchange) }
 	s.baseCtx, s.cancelBase = context.WithCancel(context.Background())
@@ -207,6 +215,7 @@ func (s *Server) Reload() error {
 		}
 	}
 	s.apply(cfg)
+	s.reloadTLS(cfg)
 	s.m.reloads.WithLabelValues("success").Inc()
 	s.log.Info("reloaded", "routes", len(cfg.Routes))
 	return nil
@@ -476,7 +485,7 @@ func (s *Server) httpServer(h http.Handler) *http.Server {
 	if maxHeader < 1024 {
 		maxHeader = 1024
 	}
-	return &http.Server{
+	srv := &http.Server{
 		Handler:           h,
 		MaxHeaderBytes:    maxHeader,
 		ReadHeaderTimeout: l.ReadHeaderTimeout,
@@ -485,28 +494,44 @@ func (s *Server) httpServer(h http.Handler) *http.Server {
 		BaseContext:       func(net.Listener) context.Context { return s.baseCtx },
 		ConnState:         parkConnState,
 	}
+	if s.started.H2C {
+		// Prior-knowledge HTTP/2 (cloudflared's http2Origin). Go's own
+		// server, not x/net/http2/h2c: no "Upgrade: h2c" (that upgrade is
+		// a tunnel past the handler). Such connections reach net/http's
+		// HTTP/2 server wrapped in a fake *tls.Conn, so parkConnState
+		// never sees them and they are never parked.
+		srv.Protocols = new(http.Protocols)
+		srv.Protocols.SetHTTP1(true)
+		srv.Protocols.SetUnencryptedHTTP2(true)
+	}
+	return srv
 }
 
 // ListenAndServe listens on the configured addresses and serves until ctx
 // is done, then shuts down gracefully.
 func (s *Server) ListenAndServe(ctx context.Context) error {
-	listen := s.listen
-	if listen == nil {
-		listen = func(_, network, addr string) (net.Listener, error) { return net.Listen(network, addr) }
-	}
-	pub, err := listen("public", "tcp", s.started.Listen)
+	pub, err := s.listenOn("public", s.started.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
 	var adm net.Listener
 	if s.started.Admin != "off" {
-		adm, err = listen("admin", "tcp", s.started.Admin)
+		adm, err = s.listenOn("admin", s.started.Admin)
 		if err != nil {
 			pub.Close()
 			return fmt.Errorf("listen admin: %w", err)
 		}
 	}
 	return s.Serve(ctx, pub, adm)
+}
+
+// listenOn returns the TCP listener called name ("public", "admin", "tls",
+// "http") on addr, through Options.Listen when set.
+func (s *Server) listenOn(name, addr string) (net.Listener, error) {
+	if s.listen == nil {
+		return net.Listen("tcp", addr)
+	}
+	return s.listen(name, "tcp", addr)
 }
 
 // Serve serves the public port on pub and the admin port on adm (which may
@@ -519,9 +544,17 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 func (s *Server) Serve(ctx context.Context, pub, adm net.Listener) error {
 	srv := s.httpServer(s)
 	var admin *http.Server
-	errc := make(chan error, 2)
+	errc := make(chan error, 4)
 	pl := newParkingListener(pub)
 	go func() { errc <- srv.Serve(pl) }()
+	tlsServers, err := s.serveTLS(errc)
+	if err != nil {
+		_ = srv.Close()
+		if adm != nil {
+			_ = adm.Close()
+		}
+		return err
+	}
 	stopRelease := make(chan struct{})
 	defer close(stopRelease)
 	go releaseMemory(stopRelease, func() uint64 { return pl.parks.Load() * parkedConnBytes })
@@ -535,7 +568,6 @@ func (s *Server) Serve(ctx context.Context, pub, adm net.Listener) error {
 			s.log.Error("tell the old process we are ready", "err", err)
 		}
 	}
-	var err error
 	select {
 	case <-ctx.Done():
 	case <-s.handover:
@@ -543,7 +575,7 @@ func (s *Server) Serve(ctx context.Context, pub, adm net.Listener) error {
 	case err = <-errc:
 		s.log.Error("server stopped", "err", err)
 	}
-	s.shutdown(srv, admin)
+	s.shutdown(srv, admin, tlsServers...)
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
@@ -557,12 +589,17 @@ func addrOf(l net.Listener) string {
 	return l.Addr().String()
 }
 
-func (s *Server) shutdown(srv, admin *http.Server) {
+func (s *Server) shutdown(srv, admin *http.Server, more ...*http.Server) {
 	grace := s.cur.Load().cfg.ShutdownGrace
 	s.log.Info("shutting down", "grace", grace.String(), "in_flight", s.inflight.Load())
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
+	var wg sync.WaitGroup
+	for _, m := range more {
+		wg.Go(func() { _ = m.Shutdown(ctx) }) // TLS: sends HTTP/2 GOAWAY too
+	}
 	_ = srv.Shutdown(ctx) // stops accepting; waits for requests, not for hijacked connections
+	wg.Wait()
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for s.inflight.Load() > 0 && ctx.Err() == nil {
@@ -576,6 +613,12 @@ func (s *Server) shutdown(srv, admin *http.Server) {
 	}
 	s.cancelBase() // ends what is left, websockets included
 	_ = srv.Close()
+	for _, m := range more {
+		_ = m.Close()
+	}
+	if mgr := s.tlsMgr.Load(); mgr != nil {
+		mgr.Stop()
+	}
 	if admin != nil {
 		_ = admin.Close()
 	}

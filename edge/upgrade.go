@@ -56,8 +56,10 @@ func (s *Server) drainForHandover(ctx context.Context, pl *parkingListener, adm 
 		"for", handoverCloseFor.String(), "in_flight", s.inflight.Load())
 	// Closing our copies of the sockets: the new process holds them open.
 	_ = pl.stopAccepting()
-	if adm != nil {
-		_ = adm.Close()
+	for _, l := range []net.Listener{adm, s.tlsLn, s.httpLn} {
+		if l != nil {
+			_ = l.Close()
+		}
 	}
 	t := time.NewTimer(handoverCloseFor)
 	defer t.Stop()
