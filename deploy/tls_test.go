@@ -85,5 +85,12 @@ func TestSystemdTLSDropIn(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "edge.service"), []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	run(t, dir, nil, analyze, "verify", "--man=no", "./edge.service")
+	// The unit needs its sockets (socket activation); the TLS ports are
+	// bound by the edge itself, with the capability.
+	for _, unit := range []string{"edge-public.socket", "edge-admin.socket"} {
+		if err := os.WriteFile(filepath.Join(dir, unit), []byte(readFile(t, "systemd/"+unit)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run(t, dir, nil, analyze, "verify", "--man=no", "./edge.service", "./edge-public.socket", "./edge-admin.socket")
 }
