@@ -172,6 +172,7 @@ var errBodyTooLarge = errors.New("request body too large")
 type limitedBody struct {
 	rc       io.ReadCloser
 	limit    int64 // 0: none
+	expect   bool  // the client sent Expect: 100-continue (see closeIfBodyUnsent)
 	n        atomic.Int64
 	tooLarge atomic.Bool
 
