@@ -4,6 +4,7 @@ GO ?= go
 BIN := bin
 STATICCHECK_VERSION := v0.8.2
 MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
+SES_LOCAL_VERSION := 2.10.2
 # Race detection is on by default, as in CI; `make test RACE=` turns it off.
 RACE ?= -race
 # Whole-suite timeout: the suite is kept well under ~10 minutes on 2 cores.
@@ -62,6 +63,10 @@ lint: ## gofmt, go vet and staticcheck (pinned).
 .PHONY: tools
 tools: ## Install the pinned MinIO server used by the integration tests (about 3 minutes to build).
 	$(GO) install github.com/minio/minio@$(MINIO_VERSION)
+
+.PHONY: ses-local
+ses-local: ## Install the pinned aws-ses-v2-local (npm) the SES adapter's test sends to.
+	command -v aws-ses-v2-local >/dev/null || npm install -g aws-ses-v2-local@$(SES_LOCAL_VERSION)
 
 .PHONY: clean
 clean: ## Remove build output and the run data directory.
