@@ -32,12 +32,18 @@ type Error struct {
 	Err     error
 }
 
-// Error implements error.
+// Error implements error: the message, then the cause. The code is not
+// repeated: it decides the status, and a message already says it in words
+// ("mail is unavailable"). Without a message, the code stands in for it.
 func (e *Error) Error() string {
-	if e.Err != nil {
-		return fmt.Sprintf("%s: %s: %v", e.Code, e.Message, e.Err)
+	msg := e.Message
+	if msg == "" {
+		msg = string(e.Code)
 	}
-	return fmt.Sprintf("%s: %s", e.Code, e.Message)
+	if e.Err != nil {
+		return msg + ": " + e.Err.Error()
+	}
+	return msg
 }
 
 // Unwrap returns the cause.
@@ -51,7 +57,15 @@ func Errorf(code Code, format string, args ...any) *Error {
 // Unavailable wraps err, the failure of the named backend, as EUNAVAILABLE.
 // Adapters return it when their server cannot be reached, so that writes
 // answer 503 with Retry-After instead of 500.
+//
+// An err that is already EUNAVAILABLE is returned as it is: it names the
+// backend itself, and wrapping it again would only repeat the message
+// ("mail is unavailable: mail is unavailable: ...").
 func Unavailable(backend string, err error) *Error {
+	var e *Error
+	if errors.As(err, &e) && e.Code == EUNAVAILABLE {
+		return e
+	}
 	return &Error{Code: EUNAVAILABLE, Message: backend + " is unavailable", Err: err}
 }
 

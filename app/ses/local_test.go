@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -136,4 +137,37 @@ func sesLocalStore(t *testing.T, endpoint string) []app.Message {
 		out = append(out, app.Message{From: e.From, To: e.Destination.To, Subject: e.Subject, Text: e.Body.Text})
 	}
 	return out
+}
+
+// TestCheckCredentials: SES selected without usable credentials is
+// reported in words that name what is missing.
+func TestCheckCredentials(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want string // in the message; "" means no problem
+	}{
+		{"both keys", map[string]string{}, ""},
+		{"no secret", map[string]string{"AWS_SECRET_ACCESS_KEY": ""}, "AWS_SECRET_ACCESS_KEY is not set"},
+		{"no id", map[string]string{"AWS_ACCESS_KEY_ID": ""}, "AWS_ACCESS_KEY_ID is not set"},
+		{"nothing", map[string]string{"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""}, "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			awsEnv(t, "http://127.0.0.1:1")
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			m, err := ses.New(t.Context(), region, "noreply@example.com")
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = m.CheckCredentials(t.Context())
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("CheckCredentials = %v, want nil", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("CheckCredentials = %v, want a message with %q", err, tc.want)
+			}
+		})
+	}
 }
