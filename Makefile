@@ -19,6 +19,7 @@ help: ## List the targets.
 .PHONY: build
 build: ## Build bin/edge, bin/app and bin/devrun.
 	@mkdir -p $(BIN)
+	@echo "building bin/edge, bin/app, bin/devrun (the first build downloads and compiles the dependencies: it may take a few minutes)"
 	$(GO) build -trimpath -o $(BIN)/ ./cmd/...
 
 .PHONY: run
