@@ -197,3 +197,36 @@ func refusedRoundTrip(addr, header string, body []byte, expect bool) (*refusal, 
 	res.status, res.body, res.sent = resp.StatusCode, e.Error, <-sent
 	return res, nil
 }
+
+// TestEarlyAnswerForwarded: an upstream that answers without reading the
+// body at all, and does not linger (net/http's server reads 256 KiB of it
+// at most, then closes), still gets its answer to the client through the
+// edge, never a 502: 20 of 20 with and without Expect, and under Expect
+// the client sends nothing.
+func TestEarlyAnswerForwarded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("sends 400 MB over loopback")
+	}
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusRequestEntityTooLarge)
+		io.WriteString(w, `{"error":"too large for this upstream"}`)
+	}))
+	t.Cleanup(up.Close)
+	e := startEdge(t, "admin: off\naccess_log: off\nroutes:\n  - path: /\n    to: \"${APP}\"\n", map[string]string{"APP": up.URL})
+	body := bytes.Repeat([]byte("x"), refusalBodyLen)
+	for _, expect := range []bool{false, true} {
+		for i := range 20 {
+			res, err := refusedRoundTrip(e.addr, "Content-Type: text/plain\r\n", body, expect)
+			if err != nil {
+				t.Fatalf("expect=%v try %d: %v", expect, i+1, err)
+			}
+			if res.status != http.StatusRequestEntityTooLarge || res.body != "too large for this upstream" {
+				t.Fatalf("expect=%v try %d: %d %q, want the upstream's 413", expect, i+1, res.status, res.body)
+			}
+			if expect && res.sent > 0 {
+				t.Errorf("expect=%v try %d: the client sent %d body bytes (%s), want none", expect, i+1, res.sent, res.why)
+			}
+		}
+	}
+}
