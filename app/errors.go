@@ -58,13 +58,14 @@ func Errorf(code Code, format string, args ...any) *Error {
 // Adapters return it when their server cannot be reached, so that writes
 // answer 503 with Retry-After instead of 500.
 //
-// An err that is already EUNAVAILABLE is returned as it is: it names the
-// backend itself, and wrapping it again would only repeat the message
-// ("mail is unavailable: mail is unavailable: ...").
+// An err that is already EUNAVAILABLE (an adapter's, wrapped again by the
+// service) gives its cause, not its message: this backend's name replaces
+// the adapter's, so the message reads once ("blob storage is unavailable:
+// dial tcp ...", not "... is unavailable: unavailable: ... is unavailable").
 func Unavailable(backend string, err error) *Error {
 	var e *Error
 	if errors.As(err, &e) && e.Code == EUNAVAILABLE {
-		return e
+		err = e.Err
 	}
 	return &Error{Code: EUNAVAILABLE, Message: backend + " is unavailable", Err: err}
 }

@@ -31,6 +31,10 @@ func TestErrorsDoNotRepeat(t *testing.T) {
 			t.Errorf("%q lost its code or cause", msg)
 		}
 	}
+	// The service's name for the backend wins over the adapter's.
+	if got := app.Unavailable("blob storage", app.Unavailable("object storage", cause)).Error(); got != "blob storage is unavailable: "+cause.Error() {
+		t.Errorf("re-wrapped with another name: %q", got)
+	}
 	if got := (&app.Error{Code: app.ENOTFOUND}).Error(); got != "not_found" {
 		t.Errorf("an Error without a message reads %q, want its code", got)
 	}
