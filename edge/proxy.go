@@ -51,7 +51,7 @@ func newTransport(up Upstream) *http.Transport {
 	d := &net.Dialer{Timeout: up.DialTimeout, KeepAlive: 30 * time.Second}
 	return withFastHTTP1(&http.Transport{
 		Proxy:                 nil,
-		DialContext:           d.DialContext,
+		DialContext:           dialAnswered(d.DialContext),
 		MaxIdleConns:          0, // no global bound; MaxIdleConnsPerHost bounds each upstream
 		MaxIdleConnsPerHost:   up.MaxIdleConnsPerHost,
 		IdleConnTimeout:       90 * time.Second,
