@@ -7,6 +7,7 @@ MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
 OAUTH2_PROXY_VERSION := v7.15.6
 PEBBLE_VERSION := v2.10.3
 H2SPEC_VERSION := v2.2.1+incompatible
+SES_LOCAL_VERSION := 2.10.2
 # Race detection is on by default, as in CI; `make test RACE=` turns it off.
 RACE ?= -race
 # Whole-suite timeout: the suite is kept well under ~10 minutes on 2 cores.
@@ -21,6 +22,7 @@ help: ## List the targets.
 .PHONY: build
 build: ## Build bin/edge, bin/app and bin/devrun.
 	@mkdir -p $(BIN)
+	@echo "building bin/edge, bin/app, bin/devrun (the first build downloads and compiles the dependencies: it may take a few minutes)"
 	$(GO) build -trimpath -o $(BIN)/ ./cmd/...
 
 .PHONY: run
@@ -69,6 +71,10 @@ tools: ## Install the pinned MinIO server, oauth2-proxy, Pebble (ACME) and h2spe
 	$(GO) install github.com/oauth2-proxy/oauth2-proxy/v7@$(OAUTH2_PROXY_VERSION)
 	$(GO) install github.com/letsencrypt/pebble/v2/cmd/pebble@$(PEBBLE_VERSION)
 	$(GO) install github.com/summerwind/h2spec/cmd/h2spec@$(H2SPEC_VERSION)
+
+.PHONY: ses-local
+ses-local: ## Install the pinned aws-ses-v2-local (npm) the SES adapter's test sends to.
+	command -v aws-ses-v2-local >/dev/null || npm install -g aws-ses-v2-local@$(SES_LOCAL_VERSION)
 
 .PHONY: clean
 clean: ## Remove build output and the run data directory.

@@ -32,12 +32,18 @@ type Error struct {
 	Err     error
 }
 
-// Error implements error.
+// Error implements error: the message, then the cause. The code is not
+// repeated: it decides the status, and a message already says it in words
+// ("mail is unavailable"). Without a message, the code stands in for it.
 func (e *Error) Error() string {
-	if e.Err != nil {
-		return fmt.Sprintf("%s: %s: %v", e.Code, e.Message, e.Err)
+	msg := e.Message
+	if msg == "" {
+		msg = string(e.Code)
 	}
-	return fmt.Sprintf("%s: %s", e.Code, e.Message)
+	if e.Err != nil {
+		return msg + ": " + e.Err.Error()
+	}
+	return msg
 }
 
 // Unwrap returns the cause.
@@ -51,7 +57,16 @@ func Errorf(code Code, format string, args ...any) *Error {
 // Unavailable wraps err, the failure of the named backend, as EUNAVAILABLE.
 // Adapters return it when their server cannot be reached, so that writes
 // answer 503 with Retry-After instead of 500.
+//
+// An err that is already EUNAVAILABLE (an adapter's, wrapped again by the
+// service) gives its cause, not its message: this backend's name replaces
+// the adapter's, so the message reads once ("blob storage is unavailable:
+// dial tcp ...", not "... is unavailable: unavailable: ... is unavailable").
 func Unavailable(backend string, err error) *Error {
+	var e *Error
+	if errors.As(err, &e) && e.Code == EUNAVAILABLE {
+		err = e.Err
+	}
 	return &Error{Code: EUNAVAILABLE, Message: backend + " is unavailable", Err: err}
 }
 

@@ -1,10 +1,8 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -13,7 +11,6 @@ import (
 	"mime"
 	"net/http"
 	"path"
-	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -103,60 +100,21 @@ func (s *Service) SubmitContact(ctx context.Context, c *Contact) error {
 
 // UploadDocument streams r into the blob store under a random key while
 // counting and hashing it, then records the document and the job that
-// indexes it. Nothing is kept if r is larger than MaxUploadBytes
-// (ETOOLARGE), its sniffed content type is not allowed (EUNSUPPORTED), or
-// the database write fails.
+// indexes it. Nothing is kept if the metadata is invalid (EVALIDATION), r is
+// larger than MaxUploadBytes (ETOOLARGE), its sniffed content type is not
+// allowed (EUNSUPPORTED), or the database write fails. It is StageDocument
+// followed by Commit, with the document type checked before any byte is
+// stored.
 func (s *Service) UploadDocument(ctx context.Context, filename, documentType string, r io.Reader) (*Document, error) {
 	d := &Document{Filename: cleanFilename(filename), DocumentType: strings.TrimSpace(documentType)}
 	if err := d.validateMeta(); err != nil {
 		return nil, err
 	}
-
-	// Sniff from the first bytes, then put them back in front of the rest.
-	head := make([]byte, sniffLen)
-	n, err := io.ReadFull(r, head)
-	switch {
-	case err == io.EOF || err == io.ErrUnexpectedEOF:
-		err = nil
-	case err != nil:
-		return nil, readError(err)
-	}
-	head = head[:n]
-	if n == 0 {
-		return nil, &Error{Code: EVALIDATION, Message: "validation failed", Fields: map[string]string{"file": "is empty"}}
-	}
-	d.ContentType = sniffContentType(d.Filename, head)
-	if !slices.Contains(s.allowedTypes(), d.ContentType) {
-		return nil, Errorf(EUNSUPPORTED, "unsupported file type %s: allowed are %s", d.ContentType, strings.Join(s.allowedTypes(), ", "))
-	}
-
-	key, err := newBlobKey(d.ContentType)
+	u, err := s.StageDocument(ctx, filename, r)
 	if err != nil {
 		return nil, err
 	}
-	body := &uploadReader{r: io.MultiReader(bytes.NewReader(head), r), h: sha256.New(), max: s.UploadLimit()}
-	if err := s.Blobs.Put(ctx, key, body, -1, d.ContentType); err != nil {
-		// Put promises to keep nothing when it fails; delete anyway in
-		// case the failure came after the object was committed.
-		s.deleteBlob(ctx, key)
-		switch {
-		case body.tooLarge:
-			return nil, Errorf(ETOOLARGE, "file is larger than the limit of %d bytes", body.max)
-		case body.err != nil:
-			return nil, readError(body.err)
-		}
-		return nil, fmt.Errorf("put blob: %w", err)
-	}
-	d.Size = body.n
-	d.SHA256 = hex.EncodeToString(body.h.Sum(nil))
-	d.StoragePath = key
-
-	if err := s.Store.CreateDocument(ctx, d, NewJob(JobIndexDocument, DocumentPayload{})); err != nil {
-		s.deleteBlob(ctx, key)
-		return nil, fmt.Errorf("create document: %w", err)
-	}
-	s.kick()
-	return d, nil
+	return u.Commit(ctx, documentType)
 }
 
 // deleteBlob removes a blob that must not outlive a failed upload, even if

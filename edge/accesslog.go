@@ -271,6 +271,7 @@ func (r *recorder) WriteHeader(code int) {
 	}
 	if !r.wroteHeader {
 		r.status, r.wroteHeader = code, true
+		closeIfBodyUnsent(r.w.Header(), r.body)
 	}
 	r.w.WriteHeader(code)
 }

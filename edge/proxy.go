@@ -54,7 +54,7 @@ func newTransport(up Upstream) *http.Transport {
 	d := &net.Dialer{Timeout: up.DialTimeout, KeepAlive: 30 * time.Second}
 	return withFastHTTP1(&http.Transport{
 		Proxy:                 nil,
-		DialContext:           d.DialContext,
+		DialContext:           dialAnswered(d.DialContext),
 		MaxIdleConns:          0, // no global bound; MaxIdleConnsPerHost bounds each upstream
 		MaxIdleConnsPerHost:   up.MaxIdleConnsPerHost,
 		IdleConnTimeout:       90 * time.Second,
@@ -188,6 +188,7 @@ var errBodyTooLarge = errors.New("request body too large")
 type limitedBody struct {
 	rc       io.ReadCloser
 	limit    int64 // 0: none
+	expect   bool  // the client sent Expect: 100-continue (see closeIfBodyUnsent)
 	n        atomic.Int64
 	tooLarge atomic.Bool
 	// malformed is set when reading the client's body failed other than by

@@ -379,7 +379,7 @@ func (s *Server) serve(t *table, ex *exchange, r *http.Request, hasPath bool) {
 		return
 	}
 	if r.Body != nil && r.Body != http.NoBody {
-		ex.body = &limitedBody{rc: r.Body, limit: rt.MaxBody}
+		ex.body = &limitedBody{rc: r.Body, limit: rt.MaxBody, expect: expectsContinue(r)}
 		if d := s.started.Limits.BodyReadTimeout; d > 0 {
 			ex.body.idle = d
 			ex.body.setDeadline = http.NewResponseController(ex.rec.w).SetReadDeadline

@@ -199,9 +199,9 @@ func TestUploadSearchDownloadDelete(t *testing.T) {
 	})
 }
 
-// TestUploadFieldOrder: document_type must come before the file, which is
-// streamed as it arrives; the other order is refused with a message that
-// says so, and keeps nothing.
+// TestUploadFieldOrder: document_type may come before or after the file,
+// which is streamed as it arrives either way; a file whose type never
+// comes keeps nothing.
 func TestUploadFieldOrder(t *testing.T) {
 	e := newEnv(t)
 	body, ct := multipartBody(t, part{name: "document_type", data: []byte("notes")}, part{name: "file", filename: "n.md", data: []byte("# Title\n\nsome *markdown*")})
@@ -213,13 +213,23 @@ func TestUploadFieldOrder(t *testing.T) {
 	if meta.json["content_type"] != "text/markdown" {
 		t.Errorf("content_type %v, want text/markdown for a .md file", meta.json["content_type"])
 	}
-	body, ct = multipartBody(t, part{name: "file", filename: "n.md", data: []byte("text")}, part{name: "document_type", data: []byte("notes")})
+	// The seed's own client sends the file first, and other fields around it.
+	body, ct = multipartBody(t, part{name: "file", filename: "later.txt", data: []byte("typed after the file")}, part{name: "submit", data: []byte("Upload")}, part{name: "document_type", data: []byte("memo")})
 	r = e.do(request{method: "POST", path: "/documents/upload", key: publicKey, body: body, contentType: ct})
-	if r.status != 400 || !strings.Contains(r.json["error"].(string), `must come before the "file" part`) {
-		t.Errorf("file first: %d %s", r.status, r.body)
+	if r.status != 201 || r.json["document_type"] != "memo" || r.json["filename"] != "later.txt" {
+		t.Fatalf("file first: %d %s", r.status, r.body)
 	}
-	if f := e.blobFiles(); len(f) != 1 {
-		t.Errorf("blob files %v, want only the first upload's", f)
+	dl := e.do(request{method: "GET", path: fmt.Sprintf("/documents/%v/download", r.json["id"]), key: publicKey})
+	if string(dl.body) != "typed after the file" {
+		t.Errorf("file first: downloaded %q", dl.body)
+	}
+	body, ct = multipartBody(t, part{name: "file", filename: "n.md", data: []byte("text")})
+	r = e.do(request{method: "POST", path: "/documents/upload", key: publicKey, body: body, contentType: ct})
+	if r.status != 400 || !strings.Contains(r.json["error"].(string), `missing "document_type" field`) {
+		t.Errorf("file without type: %d %s", r.status, r.body)
+	}
+	if f := e.blobFiles(); len(f) != 2 {
+		t.Errorf("blob files %v, want only the two stored uploads'", f)
 	}
 }
 

@@ -31,19 +31,37 @@ type uploadResponse struct {
 }
 
 // handleUpload streams the "file" part of a multipart body straight into
-// the service: the file is never held in memory or spooled by us. Because
-// of that, the "document_type" field must come before the file part (as it
-// does when listed first in an HTML form or with curl -F); a file part
-// before it is refused with a message saying so.
+// the blob store: the file is never held in memory or spooled by us. The
+// "document_type" field may come before the file part (as it does when
+// listed first in an HTML form or with curl -F), and is then checked before
+// any byte is stored, or after it: the file is then staged under a
+// provisional key and the document committed when the type arrives. Every
+// failure, including a body that ends without a type, removes the staged
+// file.
 func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request) {
-	r.Body = http.MaxBytesReader(w, r.Body, s.Service.UploadLimit()+multipartSlack)
+	limit := s.Service.UploadLimit() + multipartSlack
+	if r.ContentLength > limit {
+		// Refused on its headers: a client that sent Expect: 100-continue
+		// gets this answer without sending the body.
+		s.writeError(w, r, &http.MaxBytesError{Limit: limit})
+		return
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
 	mr, err := r.MultipartReader()
 	if err != nil {
 		s.writeError(w, r, app.Errorf(app.EINVALID, "expected a multipart/form-data body with a \"file\" part and a \"document_type\" field"))
 		return
 	}
-	var docType string
-	haveType := false
+	var (
+		docType  string
+		haveType bool
+		staged   *app.StagedUpload
+	)
+	defer func() {
+		if staged != nil {
+			staged.Abort(r.Context()) // a no-op once committed
+		}
+	}()
 	for {
 		p, err := mr.NextPart()
 		if err == io.EOF {
@@ -70,29 +88,54 @@ func (s *Server) handleUpload(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 			docType, haveType = string(b), true
-		case "file":
-			if !haveType {
-				s.writeError(w, r, app.Errorf(app.EINVALID, "the \"document_type\" field is required and must come before the \"file\" part"))
+			if staged != nil {
+				s.commitUpload(w, r, staged, docType)
 				return
 			}
-			d, err := s.Service.UploadDocument(r.Context(), p.FileName(), docType, p)
+			if err := app.CheckDocumentType(docType); err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+		case "file":
+			if staged != nil {
+				s.writeError(w, r, app.Errorf(app.EINVALID, "only one \"file\" part is allowed"))
+				return
+			}
+			staged, err = s.Service.StageDocument(r.Context(), p.FileName(), p)
 			if err != nil {
 				s.writeError(w, r, err)
 				return
 			}
-			if s.Metrics != nil {
-				s.Metrics.uploads.Inc()
+			if haveType {
+				s.commitUpload(w, r, staged, docType)
+				return
 			}
-			writeJSON(w, http.StatusCreated, uploadResponse{
-				ID: d.ID, Filename: d.Filename, DocumentType: d.DocumentType, Status: "uploaded",
-				StoragePath: d.StoragePath, Size: d.Size, SHA256: d.SHA256,
-			})
-			return
 		default:
 			// Other fields are ignored, as forms often carry a submit button's.
 		}
 	}
+	if staged != nil {
+		s.writeError(w, r, app.Errorf(app.EINVALID, "missing \"document_type\" field"))
+		return
+	}
 	s.writeError(w, r, app.Errorf(app.EINVALID, "missing \"file\" part"))
+}
+
+// commitUpload records a staged file as a document of type docType and
+// answers 201; on failure Commit has already removed the file.
+func (s *Server) commitUpload(w http.ResponseWriter, r *http.Request, staged *app.StagedUpload, docType string) {
+	d, err := staged.Commit(r.Context(), docType)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if s.Metrics != nil {
+		s.Metrics.uploads.Inc()
+	}
+	writeJSON(w, http.StatusCreated, uploadResponse{
+		ID: d.ID, Filename: d.Filename, DocumentType: d.DocumentType, Status: "uploaded",
+		StoragePath: d.StoragePath, Size: d.Size, SHA256: d.SHA256,
+	})
 }
 
 // searchResponse is the answer to GET /documents/search.

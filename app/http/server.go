@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"time"
 
 	"selfhost.dev/edgeapp/app"
 )
@@ -28,6 +29,14 @@ type Server struct {
 	Logger *slog.Logger
 	// Metrics, if not nil, counts requests. See NewMetrics.
 	Metrics *Metrics
+	// LingerBytes bounds how much of a request body left unread by an
+	// answer (a refused upload) is read and discarded before the
+	// connection is closed, so that the client receives the answer rather
+	// than a reset. If zero, DefaultLingerBytes or the upload limit, the
+	// larger, is used.
+	LingerBytes int64
+	// LingerTime bounds that read in time. If zero, DefaultLingerTime is used.
+	LingerTime time.Duration
 
 	once    sync.Once
 	handler http.Handler
@@ -59,7 +68,7 @@ func (s *Server) Handler() http.Handler {
 		mux.HandleFunc("GET /documents/{id}", s.requireKey(s.handleDocument))
 		mux.HandleFunc("GET /documents/{id}/download", s.requireKey(s.handleDownload))
 		mux.HandleFunc("DELETE /documents/{id}", s.requireAdmin(s.handleDelete))
-		s.handler = s.observe(routeOrJSON404(mux))
+		s.handler = s.linger(s.observe(routeOrJSON404(mux)))
 	})
 	return s.handler
 }

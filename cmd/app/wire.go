@@ -141,7 +141,16 @@ func openMailer(ctx context.Context, cfg *Config, logger *slog.Logger) (app.Mail
 	switch {
 	case cfg.SESRegion != "":
 		logger.Info("mail: Amazon SES", "region", cfg.SESRegion)
-		return ses.New(ctx, cfg.SESRegion, cfg.NotifyFrom)
+		m, err := ses.New(ctx, cfg.SESRegion, cfg.NotifyFrom)
+		if err != nil {
+			return nil, err
+		}
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if err := m.CheckCredentials(cctx); err != nil {
+			logger.Warn("mail: SES has no usable credentials; notifications wait in the outbox until it has: "+err.Error(), "region", cfg.SESRegion)
+		}
+		return m, nil
 	case cfg.SMTPAddr != "":
 		logger.Info("mail: SMTP", "addr", cfg.SMTPAddr, "auth", cfg.SMTPUser != "")
 		return smtp.New(smtp.Config{Addr: cfg.SMTPAddr, User: cfg.SMTPUser, Password: cfg.SMTPPassword, From: cfg.NotifyFrom}), nil

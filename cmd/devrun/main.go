@@ -74,6 +74,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return fmt.Errorf("%s is missing: run `make build` first", b)
 		}
 	}
+	// Before anything is made or printed: a second `make run` must not
+	// print keys that the first run's edge, still on the port, would
+	// refuse.
+	if err := checkPortsFree(o); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(o.data, 0o750); err != nil {
 		return err
 	}
@@ -88,13 +94,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 
 	env := os.Environ()
-	appEnv := append(env,
-		"APP_ADDR="+o.app, "METRICS_ADDR="+o.metrics, "DATA_DIR="+o.data,
-		"PUBLIC_API_KEY="+s.publicKey, "ADMIN_API_KEY="+s.adminKey)
-	if getenv("NOTIFY_EMAIL_TO") == "" {
-		appEnv = append(appEnv, "NOTIFY_EMAIL_TO=admin@localhost") // the log mailer shows each notification
-	}
-	app := command(appBin, nil, appEnv, stdout, stderr)
+	app := command(appBin, nil, appEnvironment(env, o, s, getenv), stdout, stderr)
 	edge := command(edgeBin, []string{"run", "-config", routes}, append(env, "EDGE_ADMIN_HASH="+s.adminHash), stdout, stderr)
 
 	if err := app.Start(); err != nil {
@@ -136,6 +136,35 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		stopAll(exited, 1, app, edge)
 		return fmt.Errorf("%s exited", name)
 	}
+}
+
+// appEnvironment is the app's environment: devrun's, plus the addresses,
+// the data directory and the keys of this run. Notifications go to
+// NOTIFY_EMAIL_TO, else SES_TO_EMAIL (as the app itself reads them), else
+// to admin@localhost, so that the log mailer shows each one.
+func appEnvironment(env []string, o options, s *secrets, getenv func(string) string) []string {
+	out := append(env[:len(env):len(env)],
+		"APP_ADDR="+o.app, "METRICS_ADDR="+o.metrics, "DATA_DIR="+o.data,
+		"PUBLIC_API_KEY="+s.publicKey, "ADMIN_API_KEY="+s.adminKey)
+	if getenv("NOTIFY_EMAIL_TO") == "" && getenv("SES_TO_EMAIL") == "" {
+		out = append(out, "NOTIFY_EMAIL_TO=admin@localhost")
+	}
+	return out
+}
+
+// checkPortsFree fails, naming the address and its flag, if any address of
+// the run is already taken: most often by a `make run` still running.
+func checkPortsFree(o options) error {
+	for _, a := range []struct{ flag, addr string }{
+		{"-listen", o.listen}, {"-app", o.app}, {"-metrics", o.metrics}, {"-edge-admin", o.edgeAdmin},
+	} {
+		ln, err := net.Listen("tcp", a.addr)
+		if err != nil {
+			return fmt.Errorf("%s is taken (%v): is another `make run` still running? Stop it, or choose another address with %s", a.addr, err, a.flag)
+		}
+		ln.Close()
+	}
+	return nil
 }
 
 // command prepares a child in its own process group, so that a Ctrl-C
@@ -280,6 +309,11 @@ func printBanner(w io.Writer, url string, s *secrets) {
 	if s.adminPassword != "" {
 		fmt.Fprintf(w, "  dashboards user admin, password %s\n             app metrics at %smetrics\n", show("EDGE_ADMIN_PASSWORD", s.adminPassword), url)
 	}
+	fmt.Fprintf(w, `
+  This run routes / (the app) and /metrics only. /grafana, /prometheus,
+  /alertmanager and /minio are routed by the full stack's routes.yaml
+  (docker compose up), not here.
+`)
 	fmt.Fprintf(w, `
   try:
   curl -sS -X POST %scontact -H "X-API-Key: %s" -H "Content-Type: application/json" -d '{"name":"Ada","email":"ada@example.com","message":"Hello"}'
