@@ -12,6 +12,7 @@ import (
 	"net/textproto"
 	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -159,10 +160,23 @@ func (r *connReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// fastPath reports whether req is one the fast path serves.
+// fastBodyMax bounds the request bodies the fast path sends: a body of
+// known length that fits the sockets' buffers, written whole before the
+// response is read. Larger and chunked bodies, and Expect: 100-continue,
+// go to http.Transport, which writes and reads at once (an upstream may
+// answer before it has read the body).
+const fastBodyMax = 64 << 10
+
+// fastPath reports whether req is one the fast path serves: no body, or a
+// small one of known length. Requests with a body take it too because
+// http.Transport hands a connection back to its pool before its read loop
+// looks for bytes past the response (golang/go#68653), and the fast path
+// hands out only connections a socket peek proves clean.
 func fastPath(req *http.Request) bool {
-	return req.URL.Scheme == "http" && req.ContentLength == 0 &&
-		(req.Body == nil || req.Body == http.NoBody) && !req.Close && len(req.TransferEncoding) == 0 &&
+	noBody := req.Body == nil || req.Body == http.NoBody
+	return req.URL.Scheme == "http" &&
+		(req.ContentLength == 0 && noBody || req.ContentLength > 0 && req.ContentLength <= fastBodyMax && !noBody && req.Header["Expect"] == nil) &&
+		!req.Close && len(req.TransferEncoding) == 0 &&
 		len(req.Trailer) == 0 && req.Header["Upgrade"] == nil && req.URL.Host != ""
 }
 
@@ -176,10 +190,14 @@ func replayable(req *http.Request) bool {
 	return req.Header["Idempotency-Key"] != nil || req.Header["X-Idempotency-Key"] != nil
 }
 
-// RoundTrip implements http.RoundTripper.
+// RoundTrip implements http.RoundTripper. Like http.Transport, it closes
+// the request's body, once it has taken the request.
 func (t *fastTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !fastPath(req) {
 		return nil, http.ErrSkipAltProtocol
+	}
+	if req.ContentLength > 0 {
+		defer req.Body.Close()
 	}
 	ctx := req.Context()
 	for retried := false; ; retried = true {
@@ -197,7 +215,8 @@ func (t *fastTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		// An idle connection the upstream closed meanwhile fails before any
 		// byte of a response: send the request again, once, on a new one.
-		if !reused || retried || fc.cr.n != 0 || isTimeout(err) || !replayable(req) {
+		// A body has been read from the client: it cannot be sent again.
+		if !reused || retried || fc.cr.n != 0 || isTimeout(err) || !replayable(req) || req.ContentLength > 0 {
 			return nil, err
 		}
 	}
@@ -318,13 +337,39 @@ func (fc *fastConn) roundTrip(ctx context.Context, req *http.Request) (*http.Res
 // informational, handing 1xx ones to the request's httptrace (which is how
 // ReverseProxy forwards 103 Early Hints).
 func (fc *fastConn) exchange(ctx context.Context, req *http.Request) (*http.Response, error) {
-	if err := writeRequest(fc.bw, req); err != nil {
-		return nil, fmt.Errorf("write request: %w", err)
+	err := writeRequest(fc.bw, req)
+	if err == nil {
+		err = fc.bw.Flush()
 	}
-	if err := fc.bw.Flush(); err != nil {
+	if err != nil {
+		var be *bodyError
+		if errors.As(err, &be) {
+			// The client's body failed (it left, stalled, was cut short or
+			// too large): the upstream got half a request and the
+			// connection is done; the error is the client's.
+			return nil, be.err
+		}
+		if req.ContentLength > 0 {
+			// The upstream may have answered and closed before reading the
+			// whole body (a refusal): its answer, if it is there, is what
+			// the client should get, as with http.Transport.
+			if res := fc.earlyAnswer(req); res != nil {
+				return res, nil
+			}
+		}
 		return nil, fmt.Errorf("write request: %w", err)
 	}
 	ht := fc.t.headerTimeout
+	if ht > 0 && req.ContentLength > 0 {
+		// The wait for the response's header starts once the request is
+		// sent, not while a slow client was still sending its body.
+		if err := fc.conn.SetReadDeadline(time.Now().Add(ht)); err != nil {
+			return nil, fmt.Errorf("set deadline: %w", err)
+		}
+		if fc.canceled.Load() {
+			_ = fc.conn.SetDeadline(aLongTimeAgo)
+		}
+	}
 	for n1xx := 0; ; n1xx++ {
 		fc.cr.limit = maxResponseHeaderBytes
 		res, err := http.ReadResponse(fc.br, req)
@@ -355,6 +400,31 @@ func (fc *fastConn) exchange(ctx context.Context, req *http.Request) (*http.Resp
 		}
 	}
 }
+
+// earlyAnswer reads a response the upstream sent before a write of the
+// request failed, or returns nil. The connection is never reused after it.
+func (fc *fastConn) earlyAnswer(req *http.Request) *http.Response {
+	_ = fc.conn.SetReadDeadline(time.Now().Add(time.Second))
+	fc.cr.limit = maxResponseHeaderBytes
+	res, err := http.ReadResponse(fc.br, req)
+	fc.cr.limit = -1
+	if err != nil || res.StatusCode < 200 {
+		return nil
+	}
+	_ = fc.conn.SetReadDeadline(time.Time{})
+	if fc.canceled.Load() {
+		_ = fc.conn.SetDeadline(aLongTimeAgo)
+	}
+	res.Close = true
+	return res
+}
+
+// bodyError is a failure to read the client's request body while writing
+// it upstream: the client's fault, not the upstream's.
+type bodyError struct{ err error }
+
+func (e *bodyError) Error() string { return "read request body: " + e.err.Error() }
+func (e *bodyError) Unwrap() error { return e.err }
 
 // release ends the request on fc: back to the pool if reusable and its
 // context did not end, closed otherwise.
@@ -453,8 +523,12 @@ func writeRequest(bw *bufio.Writer, req *http.Request) error {
 	if ua != "" {
 		writeField(bw, "User-Agent", ua)
 	}
-	switch method {
-	case http.MethodPost, http.MethodPut, http.MethodPatch:
+	switch {
+	case req.ContentLength > 0:
+		bw.WriteString("Content-Length: ")
+		bw.WriteString(strconv.FormatInt(req.ContentLength, 10))
+		bw.WriteString("\r\n")
+	case method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch:
 		bw.WriteString("Content-Length: 0\r\n") // as Request.Write: many servers expect one
 	}
 	for k, vv := range req.Header {
@@ -466,9 +540,49 @@ func writeRequest(bw *bufio.Writer, req *http.Request) error {
 			writeField(bw, k, v)
 		}
 	}
-	_, err := bw.WriteString("\r\n")
+	if _, err := bw.WriteString("\r\n"); err != nil || req.ContentLength == 0 {
+		return err
+	}
+	return writeBody(bw, req)
+}
+
+// bodyBufs are the copy buffers of request bodies on the fast path.
+var bodyBufs bufferPool
+
+// writeBody copies req's body, exactly ContentLength bytes, after its head.
+func writeBody(bw *bufio.Writer, req *http.Request) error {
+	buf := bodyBufs.Get()
+	n, err := io.CopyBuffer(bodyWriter{bw}, io.LimitReader(bodyReader{req.Body}, req.ContentLength), buf)
+	bodyBufs.Put(buf)
+	if err == nil && n < req.ContentLength {
+		err = io.EOF
+	}
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, io.EOF) && n < req.ContentLength:
+		return &bodyError{io.ErrUnexpectedEOF}
+	}
 	return err
 }
+
+// bodyReader marks the errors of the client's body, so that they are not
+// taken for the upstream's.
+type bodyReader struct{ r io.Reader }
+
+func (b bodyReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = &bodyError{err}
+	}
+	return n, err
+}
+
+// bodyWriter hides bufio.Writer's ReadFrom, so that io.CopyBuffer uses
+// the pooled buffer rather than net's own 32 KiB one per request.
+type bodyWriter struct{ w *bufio.Writer }
+
+func (b bodyWriter) Write(p []byte) (int, error) { return b.w.Write(p) }
 
 func writeField(bw *bufio.Writer, k, v string) {
 	bw.WriteString(k)

@@ -146,7 +146,17 @@ func mustRequest(t *testing.T, method, url string, body io.Reader) *http.Request
 func TestFastSkips(t *testing.T) {
 	ft := testFast(4, 0)
 	for name, req := range map[string]*http.Request{
-		"body":  mustRequest(t, "POST", "http://127.0.0.1:1/", strings.NewReader("x")),
+		"large body": mustRequest(t, "POST", "http://127.0.0.1:1/", strings.NewReader(strings.Repeat("x", fastBodyMax+1))),
+		"chunked body": func() *http.Request {
+			r := mustRequest(t, "POST", "http://127.0.0.1:1/", io.NopCloser(strings.NewReader("x")))
+			r.ContentLength = -1
+			return r
+		}(),
+		"expect": func() *http.Request {
+			r := mustRequest(t, "POST", "http://127.0.0.1:1/", strings.NewReader("x"))
+			r.Header.Set("Expect", "100-continue")
+			return r
+		}(),
 		"https": mustRequest(t, "GET", "https://127.0.0.1:1/", nil),
 		"upgrade": func() *http.Request {
 			r := mustRequest(t, "GET", "http://127.0.0.1:1/", nil)
