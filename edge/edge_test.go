@@ -206,12 +206,20 @@ func body(t testing.TB, res *http.Response) string {
 // status code of the answer, so that spellings reach the edge unchanged.
 func rawRequest(t testing.TB, addr, request string) (int, string) {
 	t.Helper()
+	res, b := rawResponse(t, addr, request)
+	return res.StatusCode, b
+}
+
+// rawResponse sends request bytes on a new TCP connection and returns the
+// response (headers too) with its body read.
+func rawResponse(t testing.TB, addr, request string) (*http.Response, string) {
+	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 	if _, err := io.WriteString(c, request); err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +229,7 @@ func rawRequest(t testing.TB, addr, request string) (int, string) {
 	}
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
-	return res.StatusCode, string(b)
+	return res, string(b)
 }
 
 func basic(user, pass string) string {

@@ -1,7 +1,6 @@
 package edge
 
 import (
-	"bufio"
 	"encoding/json"
 	"io"
 	"net"
@@ -60,28 +59,6 @@ func TestErrorMessage(t *testing.T) {
 			t.Errorf("%q: got %q, want %q", c.text, got, c.want)
 		}
 	}
-}
-
-// rawBodyExchange sends request bytes on a new connection and returns the
-// response with its body read.
-func rawBodyExchange(t testing.TB, addr, request string) (*http.Response, string) {
-	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.WriteString(c, request); err != nil {
-		t.Fatal(err)
-	}
-	res, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		t.Fatalf("read response to %q: %v", request, err)
-	}
-	b, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	return res, string(b)
 }
 
 // TestEdgeErrorsInClientFormat makes the edge produce each of its own
@@ -143,7 +120,7 @@ routes:
 		t.Run(http.StatusText(c.status), func(t *testing.T) {
 			// Plain text without Accept, or with */*, as before.
 			for _, accept := range []string{"", "Accept: */*\r\n"} {
-				res, b := rawBodyExchange(t, e.addr, c.request(accept))
+				res, b := rawResponse(t, e.addr, c.request(accept))
 				if res.StatusCode != c.status {
 					t.Fatalf("status %d, want %d: %s", res.StatusCode, c.status, b)
 				}
@@ -151,7 +128,7 @@ routes:
 					t.Errorf("%q: %s %q, want plain text starting with the status", accept, ct, b)
 				}
 			}
-			res, b := rawBodyExchange(t, e.addr, c.request("Accept: application/json\r\nX-Request-Id: req-"+strconv.Itoa(c.status)+"\r\n"))
+			res, b := rawResponse(t, e.addr, c.request("Accept: application/json\r\nX-Request-Id: req-"+strconv.Itoa(c.status)+"\r\n"))
 			if res.StatusCode != c.status || res.Header.Get("Content-Type") != "application/json; charset=utf-8" {
 				t.Fatalf("JSON: %d %s %q", res.StatusCode, res.Header.Get("Content-Type"), b)
 			}
@@ -163,7 +140,7 @@ routes:
 			if err := json.Unmarshal([]byte(b), &j); err != nil || j.Status != c.status || j.Error == "" || j.RequestID == "" {
 				t.Errorf("JSON body %q: %+v %v", b, j, err)
 			}
-			res, b = rawBodyExchange(t, e.addr, c.request("Accept: "+browser+"\r\n"))
+			res, b = rawResponse(t, e.addr, c.request("Accept: "+browser+"\r\n"))
 			if res.StatusCode != c.status || res.Header.Get("Content-Type") != "text/html; charset=utf-8" {
 				t.Fatalf("HTML: %d %s %q", res.StatusCode, res.Header.Get("Content-Type"), b)
 			}
