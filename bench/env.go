@@ -185,6 +185,7 @@ func (e *Env) versions(ctx context.Context) map[string]string {
 		v[name] = firstLines(strings.TrimSpace(string(out)), 1)
 	}
 	run("caddy", "version")
+	run(Caddy211, "version")
 	run("nginx", "-v")
 	run("haproxy", "-v")
 	run("wrk", "-v")

@@ -71,7 +71,11 @@ func (t *Table) Markdown() string {
 	if mem == "" {
 		mem = "mem MiB"
 	}
-	fmt.Fprintf(&b, "| target | %s median (min–max) | %s | p50 ms | p99 ms | CPU µs/req | %s | errors |\n|---|---|---|---|---|---|---|---|\n", t.Unit, ref, mem)
+	cpu := t.CPULabel
+	if cpu == "" {
+		cpu = "CPU µs/req"
+	}
+	fmt.Fprintf(&b, "| target | %s median (min–max) | %s | p50 ms | p99 ms | %s | %s | errors |\n|---|---|---|---|---|---|---|---|\n", t.Unit, ref, cpu, mem)
 	for _, r := range t.Rows {
 		if len(r.Samples) == 0 {
 			fmt.Fprintf(&b, "| %s | — | | | | | | %s |\n", r.Target, r.Note)

@@ -47,6 +47,9 @@ type Table struct {
 	Conns    int      `json:"connections,omitempty"`
 	Unit     string   `json:"unit"` // of Value
 	MemLabel string   `json:"mem_label,omitempty"`
+	// CPULabel names the CPU column, "CPU µs/req" if empty; the streaming
+	// tables put CPU seconds per GiB there.
+	CPULabel string `json:"cpu_label,omitempty"`
 	RefRow   string   `json:"reference_row,omitempty"`
 	Rows     []*Row   `json:"rows"`
 	Notes    []string `json:"notes,omitempty"`
@@ -104,6 +107,7 @@ type Settings struct {
 	IdleConns int           `json:"idle_connections"`
 	Documents int           `json:"documents"`
 	UploadMiB int64         `json:"upload_mib"`
+	DownloadMiB int64       `json:"download_mib,omitempty"`
 	Profile   time.Duration `json:"profile_ns,omitempty"`
 }
 
