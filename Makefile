@@ -42,7 +42,8 @@ bench: bench-tools ## The side-by-side harness: edge vs Caddy 2.6 and 2.11, ngin
 
 .PHONY: bench-tools
 bench-tools: ## Install Caddy $(CADDY_VERSION) into bin/bench-tools for the harness (once; a few minutes to build).
-	@if ! $(BENCH_TOOLS)/caddy version 2>/dev/null | grep -q '^$(CADDY_VERSION) '; then \
+	@# `caddy version` says "unknown" for a go-installed Caddy: read the module version instead.
+	@if ! $(GO) version -m $(BENCH_TOOLS)/caddy 2>/dev/null | grep -qE '^\s+mod\s+github.com/caddyserver/caddy/v2\s+$(CADDY_VERSION)\s'; then \
 		echo "go install caddy $(CADDY_VERSION) into $(BENCH_TOOLS)"; \
 		GOBIN=$(BENCH_TOOLS) $(GO) install github.com/caddyserver/caddy/v2/cmd/caddy@$(CADDY_VERSION); \
 	fi

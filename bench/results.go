@@ -135,7 +135,8 @@ func (r *Row) summarize(ref *Row) {
 	for _, s := range r.Samples {
 		r.Errors += s.Non2xx + s.SocketErrors
 	}
-	if ref != nil && ref.Value.Median > 0 {
+	// A row that did not run has no ratio (NaN would break results.json).
+	if ref != nil && ref.Value.Median > 0 && !math.IsNaN(r.Value.Median) {
 		r.Ratio = r.Value.Median / ref.Value.Median
 	}
 }

@@ -43,3 +43,15 @@ func TestStreamCPUCheck(t *testing.T) {
 		t.Errorf("checks: %+v; want one failed check at 1.2×", c)
 	}
 }
+
+// TestSkippedRowJSON: a peer that did not run (Caddy 2.11 not installed)
+// leaves a row without samples, which results.json must still hold.
+func TestSkippedRowJSON(t *testing.T) {
+	tbl := &Table{Scenario: 3, RefRow: Direct}
+	tbl.row(Direct).Samples = []Sample{{Value: 500}}
+	tbl.row(Caddy211).Note = "not run"
+	tbl.Summarize()
+	if err := (&Results{Tables: []*Table{tbl}}).WriteJSON(t.TempDir()); err != nil {
+		t.Fatal(err)
+	}
+}

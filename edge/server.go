@@ -363,13 +363,13 @@ func (s *Server) serve(t *table, ex *exchange, r *http.Request, hasPath bool) {
 		// Wrapped even when the client accepts no encoding: the response
 		// still varies by Accept-Encoding.
 		ew := &encodeWriter{w: w, enc: pickEncoding(r.Header["Accept-Encoding"], rt.encode), method: r.Method}
-		rt.proxy.ServeHTTP(ew, r)
+		s.forward(t, rt, ew, r)
 		var in, out int64
 		e.encoding, in, out = ew.close()
 		rt.m.encoded(e.encoding, in, out)
 		return
 	}
-	rt.proxy.ServeHTTP(w, r)
+	s.forward(t, rt, w, r)
 }
 
 // finish logs and counts the request. It runs deferred, so it also sees
