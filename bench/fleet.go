@@ -12,14 +12,14 @@ import (
 // The targets: "direct" is the bare upstream (the limit row), the others are
 // proxies in front of it.
 const (
-	Direct  = "direct"
-	Edge    = "edge"
-	Caddy   = "caddy"
+	Direct = "direct"
+	Edge   = "edge"
+	Caddy  = "caddy"
 	// Caddy211 is Caddy v2.11.9 built with `go install` (make bench-tools),
 	// beside Debian's 2.6.2 (Caddy): the current release, not the distro's.
 	Caddy211 = "caddy-2.11"
-	Nginx   = "nginx"
-	HAProxy = "haproxy"
+	Nginx    = "nginx"
+	HAProxy  = "haproxy"
 )
 
 // idleConns is the keep-alive pool to the upstream in every proxy: the

@@ -15,9 +15,9 @@ import (
 
 // UploadResult is what one streamed upload measured.
 type UploadResult struct {
-	Bytes    int64   `json:"bytes"`
-	Seconds  float64 `json:"seconds"`
-	Status   int     `json:"status"`
+	Bytes   int64   `json:"bytes"`
+	Seconds float64 `json:"seconds"`
+	Status  int     `json:"status"`
 	// Received is what arrived: what the upstream says it drained for an
 	// upload, what the client read for a download.
 	Received int64 `json:"received"`

@@ -36,7 +36,7 @@ var leanResponses = map[string]string{
 		"5\r\nhello\r\n0\r\nX-Sum: 5\r\n\r\n",
 	"/undeclared-trailer": "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n" +
 		"2\r\nhi\r\n0\r\nX-Late: yes\r\n\r\n",
-	"/sse": "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\nContent-Length: 9\r\n\r\ndata: 1\n\n",
+	"/sse":  "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\nContent-Length: 9\r\n\r\ndata: 1\n\n",
 	"/204":  "HTTP/1.1 204 No Content\r\nX-A: 1\r\n\r\n",
 	"/304":  "HTTP/1.1 304 Not Modified\r\nEtag: \"x\"\r\n\r\n",
 	"/101":  "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n",
