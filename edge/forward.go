@@ -41,11 +41,35 @@ import (
 // upgrade_filter_test.go).
 
 // forward sends r to rt's upstream and copies the answer to w.
-func (s *Server) forward(t *table, rt *route, w http.ResponseWriter, r *http.Request) {
-	if rt.fast != nil && leanRequest(r) && s.forwardLean(t, rt, w, r) {
-		return
+func (s *Server) forward(t *table, ex *exchange, rt *route, w http.ResponseWriter, r *http.Request) {
+	if rt.fast != nil && leanRequest(r) {
+		if ex.lean == nil {
+			ex.lean = &leanState{hdr: make(http.Header, 16)}
+		}
+		if s.forwardLean(t, ex.lean, rt, w, r) {
+			return
+		}
 	}
 	rt.proxy.ServeHTTP(w, r)
+}
+
+// leanState is the lean path's per-request state. It stays with its
+// exchange across requests (see finish), so that forwarding allocates
+// none of it; nothing holds it once the handler has returned, because the
+// outbound request is written, and its response read and closed, within
+// forwardLean.
+type leanState struct {
+	out http.Request
+	url url.URL
+	hdr http.Header
+	pr  httputil.ProxyRequest
+}
+
+// reset drops every reference of the last request, keeping the header
+// map's storage.
+func (l *leanState) reset() {
+	l.out, l.url, l.pr = http.Request{}, url.URL{}, httputil.ProxyRequest{}
+	clear(l.hdr)
 }
 
 // leanRequest reports whether the inbound r may take the lean path.
@@ -57,15 +81,15 @@ func leanRequest(r *http.Request) bool {
 
 // forwardLean forwards r on the lean path. It reports false, having done
 // nothing, if the outbound request turns out to need ReverseProxy.
-func (s *Server) forwardLean(t *table, rt *route, w http.ResponseWriter, r *http.Request) bool {
-	out := new(http.Request)
+func (s *Server) forwardLean(t *table, ls *leanState, rt *route, w http.ResponseWriter, r *http.Request) bool {
+	out := &ls.out
 	*out = *r // the same context: a client that goes away cancels the upstream request
-	u := *r.URL
-	out.URL = &u
+	ls.url = *r.URL
+	out.URL = &ls.url
 	out.Body = nil // as ReverseProxy does for an empty body
 	out.Close = false
 	out.RequestURI = ""
-	h := make(http.Header, len(r.Header)+4)
+	h := ls.hdr
 	for k, vv := range r.Header {
 		h[k] = vv
 	}
@@ -79,9 +103,9 @@ func (s *Server) forwardLean(t *table, rt *route, w http.ResponseWriter, r *http
 	delete(h, "X-Forwarded-Host")
 	delete(h, "X-Forwarded-Proto")
 	out.URL.RawQuery = cleanQuery(out.URL.RawQuery)
-	pr := httputil.ProxyRequest{In: r, Out: out}
-	t.rewrite(rt, &pr)
-	out = pr.Out
+	ls.pr = httputil.ProxyRequest{In: r, Out: out}
+	t.rewrite(rt, &ls.pr)
+	out = ls.pr.Out
 	if _, ok := h["User-Agent"]; !ok {
 		h["User-Agent"] = noUserAgent // no Go default
 	}
