@@ -132,6 +132,17 @@ type fastConn struct {
 	bw       *bufio.Writer
 	idleAt   time.Time
 	canceled atomic.Bool // the request's context ended: the deadline is in the past
+	// onCancel is fc.cancel, bound once per connection rather than per
+	// request. It can only run for the request in flight: release calls
+	// the AfterFunc's stop before the connection is pooled, and closes the
+	// connection instead if the function had already started.
+	onCancel func()
+}
+
+// cancel ends the I/O of the request in flight: its context ended.
+func (fc *fastConn) cancel() {
+	fc.canceled.Store(true)
+	_ = fc.conn.SetDeadline(aLongTimeAgo)
 }
 
 // connReader counts what is read from the connection and, while limit is
@@ -238,6 +249,7 @@ func (t *fastTransport) get(ctx context.Context, host string, fresh bool) (fc *f
 		return nil, false, fmt.Errorf("dial upstream: %w", err)
 	}
 	fc = &fastConn{t: t, key: host, conn: c, peeker: newSocketPeeker(c), cr: connReader{c: c, limit: -1}}
+	fc.onCancel = fc.cancel
 	fc.br = bufio.NewReaderSize(&fc.cr, 16<<10)
 	fc.bw = bufio.NewWriterSize(c, 4<<10)
 	return fc, false, nil
@@ -295,10 +307,7 @@ func (fc *fastConn) roundTrip(ctx context.Context, req *http.Request, info http.
 			return nil, fmt.Errorf("set deadline: %w", err)
 		}
 	}
-	stop := context.AfterFunc(ctx, func() {
-		fc.canceled.Store(true)
-		_ = fc.conn.SetDeadline(aLongTimeAgo)
-	})
+	stop := context.AfterFunc(ctx, fc.onCancel)
 	res, err := fc.exchange(ctx, req, info)
 	if err != nil {
 		stop()
