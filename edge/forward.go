@@ -7,6 +7,7 @@ import (
 	"net/http/httputil"
 	"net/textproto"
 	"net/url"
+	"os"
 	"strings"
 )
 
@@ -39,6 +40,21 @@ import (
 // route's ReverseProxy unchanged, as does everything when EDGE_FAST_HTTP1
 // turns the fast transport off. The tests run on both (hostile_test.go,
 // upgrade_filter_test.go).
+
+// leanForwardEnv names the environment variable that turns the lean path
+// off ("off", "0" or "false") while keeping the fast transport under
+// ReverseProxy: the harness's side-by-side switch (-edge-env
+// EDGE_LEAN_FORWARD=off). It is read when a route is built.
+const leanForwardEnv = "EDGE_LEAN_FORWARD"
+
+// leanForwardOn reports whether leanForwardEnv leaves the lean path on.
+func leanForwardOn() bool {
+	switch os.Getenv(leanForwardEnv) {
+	case "off", "0", "false":
+		return false
+	}
+	return true
+}
 
 // forward sends r to rt's upstream and copies the answer to w.
 func (s *Server) forward(t *table, ex *exchange, rt *route, w http.ResponseWriter, r *http.Request) {

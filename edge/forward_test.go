@@ -220,6 +220,11 @@ func TestLeanPathTaken(t *testing.T) {
 	if rt == nil || rt.fast == nil {
 		t.Fatal("route has no lean path")
 	}
+	t.Setenv(leanForwardEnv, "off")
+	off := startEdge(t, `routes: [ { path: /, to: "${UP}" } ]`, map[string]string{"UP": "http://" + up.l.Addr().String()})
+	if rt := off.cur.Load().lookup("127.0.0.1", "/plain"); rt == nil || rt.fast != nil {
+		t.Errorf("%s=off: the route still has a lean path", leanForwardEnv)
+	}
 	req, _ := http.NewRequest("GET", "/plain", nil)
 	if !leanRequest(req) {
 		t.Error("a GET without a body is not lean")

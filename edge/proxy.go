@@ -105,7 +105,7 @@ func (s *Server) newProxy(t *table, r *route) *httputil.ReverseProxy {
 	if r.pool == nil {
 		htr := s.transport(r.To, t.cfg.Upstream)
 		tr = htr
-		if v, ok := fastOf.Load(weak.Make(htr)); ok && r.To.Scheme == "http" {
+		if v, ok := fastOf.Load(weak.Make(htr)); ok && r.To.Scheme == "http" && leanForwardOn() {
 			r.fast = v.(*fastTransport)
 		}
 	}
