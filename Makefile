@@ -8,6 +8,9 @@ OAUTH2_PROXY_VERSION := v7.15.6
 PEBBLE_VERSION := v2.10.3
 H2SPEC_VERSION := v2.2.1+incompatible
 SES_LOCAL_VERSION := 2.10.2
+# The current Caddy release, measured beside Debian's 2.6.2 by `make bench`.
+CADDY_VERSION := v2.11.9
+BENCH_TOOLS := $(CURDIR)/bin/bench-tools
 # Race detection is on by default, as in CI; `make test RACE=` turns it off.
 RACE ?= -race
 # Whole-suite timeout: the suite is kept well under ~10 minutes on 2 cores.
@@ -38,8 +41,16 @@ e2e: ## End-to-end: real Prometheus + Alertmanager + app behind the edge, and a 
 	$(GO) test -tags e2e -count=1 -timeout 10m -v ./e2e/
 
 .PHONY: bench
-bench: ## The side-by-side harness: edge vs Caddy, nginx, HAProxy, direct (all scenarios, < 15 min).
+bench: bench-tools ## The side-by-side harness: edge vs Caddy 2.6 and 2.11, nginx, HAProxy, direct (all scenarios, < 15 min).
 	$(GO) run ./bench/cmd/harness -scenarios all -profile 10s
+
+.PHONY: bench-tools
+bench-tools: ## Install Caddy $(CADDY_VERSION) into bin/bench-tools for the harness (once; a few minutes to build).
+	@# `caddy version` says "unknown" for a go-installed Caddy: read the module version instead.
+	@if ! $(GO) version -m $(BENCH_TOOLS)/caddy 2>/dev/null | grep -qE '^\s+mod\s+github.com/caddyserver/caddy/v2\s+$(CADDY_VERSION)\s'; then \
+		echo "go install caddy $(CADDY_VERSION) into $(BENCH_TOOLS)"; \
+		GOBIN=$(BENCH_TOOLS) $(GO) install github.com/caddyserver/caddy/v2/cmd/caddy@$(CADDY_VERSION); \
+	fi
 
 .PHONY: bench-quick
 bench-quick: ## Scenario 1 only (small GET), < 2 min.

@@ -72,18 +72,22 @@ func TestNiceCeil(t *testing.T) {
 
 func TestChecksAndMarkdown(t *testing.T) {
 	res := sampleResults()
-	if len(res.Checks) != 2 {
+	if len(res.Checks) != 3 {
 		t.Fatalf("checks: %+v", res.Checks)
 	}
 	byName := map[string]Check{}
 	for _, c := range res.Checks {
-		byName[c.Name[:10]] = c
+		name, _, _ := strings.Cut(c.Name, ",")
+		byName[name] = c
 	}
-	if c := byName["edge/Caddy"]; !c.Pass || c.Got != 10000.0/3000 {
+	if c := byName["edge/Caddy req/s"]; !c.Pass || c.Got != 10000.0/3000 {
 		t.Errorf("edge/Caddy check: %+v, want 3.33 and a pass", c)
 	}
-	if c := byName["edge/nginx"]; c.Pass || c.Got != 0.5 {
+	if c := byName["edge/nginx req/s"]; c.Pass || c.Got != 0.5 {
 		t.Errorf("edge/nginx check: %+v, want 0.5 and a fail", c)
+	}
+	if c := byName["edge/nginx CPU per request"]; !c.Pass || c.Got != 1 {
+		t.Errorf("edge/nginx CPU check: %+v, want 1 and a pass", c)
 	}
 	md := res.Markdown()
 	for _, want := range []string{"| edge | 10.0k (9000–11.0k) | 0.17 |", "| haproxy | — |", "not run: missing", "❌"} {

@@ -23,6 +23,15 @@ func checks(res *Results) []Check {
 			if r, ok := ratio(t, Edge, Caddy); ok {
 				out = append(out, Check{Name: "edge/Caddy req/s, " + where, Want: "≥ 3", Got: r, Unit: "×", Pass: r >= 3, Note: cpuNote(t, Caddy)})
 			}
+			if r, ok := ratio(t, Edge, Caddy211); ok {
+				out = append(out, Check{Name: "edge/Caddy 2.11 req/s, " + where, Want: "≥ 3", Got: r, Unit: "×", Pass: r >= 3, Note: cpuNote(t, Caddy211)})
+			}
+			// Issue 12: the edge's CPU per request within 1.4 × nginx's.
+			if e, n := t.Row(Edge), t.Row(Nginx); e != nil && n != nil && n.CPUus.Median > 0 && !math.IsNaN(e.CPUus.Median) {
+				r := e.CPUus.Median / n.CPUus.Median
+				out = append(out, Check{Name: "edge/nginx CPU per request, " + where, Want: "≤ 1.4", Got: r, Unit: "×", Pass: r <= 1.4,
+					Note: fmt.Sprintf("%.1f vs %.1f µs", e.CPUus.Median, n.CPUus.Median)})
+			}
 			if r, ok := ratio(t, Edge, Nginx); ok {
 				out = append(out, Check{Name: "edge/nginx req/s, " + where, Want: "≥ 0.6", Got: r, Unit: "×", Pass: r >= 0.6, Note: cpuNote(t, Nginx)})
 			}
@@ -41,6 +50,9 @@ func checks(res *Results) []Check {
 			if row := t.Row(Edge); row != nil && len(row.Samples) > 0 {
 				out = append(out, Check{Name: "edge peak RSS during the upload (scenario 3, " + t.Layout + ", worst round)", Want: "≤ 32", Got: row.MemMiB.Max, Unit: "MiB", Pass: row.MemMiB.Max <= 32})
 			}
+			out = append(out, streamCPUCheck(t, "upload (scenario 3, "+t.Layout+")")...)
+		case t.Scenario == 10:
+			out = append(out, streamCPUCheck(t, "download (scenario 10, "+t.Layout+")")...)
 		case t.Scenario == 4:
 			for _, row := range t.Rows {
 				if len(row.Samples) > 0 {
@@ -75,4 +87,16 @@ func cpuNote(t *Table, peer string) string {
 		return ""
 	}
 	return fmt.Sprintf("by CPU per request: %s/edge = %.2f× (%.0f vs %.0f µs)", peer, p.CPUus.Median/e.CPUus.Median, p.CPUus.Median, e.CPUus.Median)
+}
+
+// streamCPUCheck is issue 12's streaming target: the edge's CPU seconds per
+// GiB moved no more than nginx's.
+func streamCPUCheck(t *Table, what string) []Check {
+	e, n := t.Row(Edge), t.Row(Nginx)
+	if e == nil || n == nil || len(e.Samples) == 0 || len(n.Samples) == 0 || n.CPUus.Median <= 0 {
+		return nil
+	}
+	r := e.CPUus.Median / n.CPUus.Median
+	return []Check{{Name: "edge/nginx CPU per GiB, " + what, Want: "≤ 1", Got: r, Unit: "×", Pass: r <= 1,
+		Note: fmt.Sprintf("%.2f vs %.2f s/GiB", e.CPUus.Median, n.CPUus.Median)}}
 }

@@ -185,6 +185,9 @@ func (e *Env) versions(ctx context.Context) map[string]string {
 		v[name] = firstLines(strings.TrimSpace(string(out)), 1)
 	}
 	run("caddy", "version")
+	if p, ok := e.Bin[Caddy211]; ok {
+		v[Caddy211] = moduleVersion(ctx, p)
+	}
 	run("nginx", "-v")
 	run("haproxy", "-v")
 	run("wrk", "-v")

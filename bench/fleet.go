@@ -12,11 +12,14 @@ import (
 // The targets: "direct" is the bare upstream (the limit row), the others are
 // proxies in front of it.
 const (
-	Direct  = "direct"
-	Edge    = "edge"
-	Caddy   = "caddy"
-	Nginx   = "nginx"
-	HAProxy = "haproxy"
+	Direct = "direct"
+	Edge   = "edge"
+	Caddy  = "caddy"
+	// Caddy211 is Caddy v2.11.9 built with `go install` (make bench-tools),
+	// beside Debian's 2.6.2 (Caddy): the current release, not the distro's.
+	Caddy211 = "caddy-2.11"
+	Nginx    = "nginx"
+	HAProxy  = "haproxy"
 )
 
 // idleConns is the keep-alive pool to the upstream in every proxy: the
@@ -27,8 +30,10 @@ const idleConns = 512
 // Fleet is one phase's servers: the upstream and the proxies in front of it,
 // started with the same layout and access-log setting.
 type Fleet struct {
-	Dir      string
-	Pinned   bool
+	Dir    string
+	Pinned bool
+	// Procs is the cores each server is told to use (see layoutProcs).
+	Procs    int
 	Logs     bool
 	Upstream *Proc
 	Proxies  map[string]*Proc
@@ -47,11 +52,21 @@ const (
 // proxy that cannot start is recorded in Skipped, not fatal: the others
 // still make a table.
 func (e *Env) StartFleet(ctx context.Context, name string, proxies []string, pinned, logs bool) (*Fleet, error) {
+	layout := Unpinned
+	if pinned {
+		layout = Pinned
+	}
+	return e.StartFleetLayout(ctx, name, proxies, layout, logs)
+}
+
+// StartFleetLayout is StartFleet in one of the named layouts.
+func (e *Env) StartFleetLayout(ctx context.Context, name string, proxies []string, layout string, logs bool) (*Fleet, error) {
+	pinned, procs := layoutPinned(layout), layoutProcs(layout)
 	dir, err := os.MkdirTemp(e.Dir, name+"-")
 	if err != nil {
 		return nil, fmt.Errorf("fleet dir: %w", err)
 	}
-	f := &Fleet{Dir: dir, Pinned: pinned, Logs: logs, Proxies: map[string]*Proc{}, Skipped: map[string]string{}}
+	f := &Fleet{Dir: dir, Pinned: pinned, Procs: procs, Logs: logs, Proxies: map[string]*Proc{}, Skipped: map[string]string{}}
 	pin := ""
 	if pinned {
 		pin = pinServers
@@ -62,13 +77,13 @@ func (e *Env) StartFleet(ctx context.Context, name string, proxies []string, pin
 	}
 	f.Upstream, err = StartProc(ctx, ProcSpec{
 		Name: "upstream", Argv: []string{e.Bin["upstream"], "-addr", "127.0.0.1:" + strconv.Itoa(port)},
-		Env: []string{"GOMAXPROCS=1"}, Port: port, Pin: pin, Dir: dir,
+		Env: []string{"GOMAXPROCS=" + strconv.Itoa(procs)}, Port: port, Pin: pin, Dir: dir,
 	})
 	if err != nil {
 		return nil, err
 	}
 	for _, p := range proxies {
-		proc, err := e.startProxy(ctx, p, dir, pin, logs, f.Upstream.Port, "edge/routes.yaml.tmpl")
+		proc, err := e.startProxy(ctx, p, dir, pin, procs, logs, f.Upstream.Port, "edge/routes.yaml.tmpl")
 		if err != nil {
 			f.Skipped[p] = err.Error()
 			e.Log("%s: %v", p, err)
@@ -80,8 +95,8 @@ func (e *Env) StartFleet(ctx context.Context, name string, proxies []string, pin
 }
 
 // startProxy renders the proxy's configuration and starts it; the edge's
-// comes from edgeTemplate.
-func (e *Env) startProxy(ctx context.Context, name, dir, pin string, logs bool, upstreamPort int, edgeTemplate string) (*Proc, error) {
+// comes from edgeTemplate. procs is the cores it may use (see layoutProcs).
+func (e *Env) startProxy(ctx context.Context, name, dir, pin string, procs int, logs bool, upstreamPort int, edgeTemplate string) (*Proc, error) {
 	if why, ok := e.Missing[name]; ok {
 		return nil, fmt.Errorf("%s %s: %w", name, why, errSkip)
 	}
@@ -90,12 +105,13 @@ func (e *Env) startProxy(ctx context.Context, name, dir, pin string, logs bool, 
 		return nil, err
 	}
 	p := e.peerParams(dir, port, "127.0.0.1:"+strconv.Itoa(upstreamPort))
+	p.Procs = max(1, procs)
 	if logs {
 		p.AccessLog = filepath.Join(dir, name+"-access.log")
 	}
 	spec := ProcSpec{Name: name, Port: port, Pin: pin, Dir: dir}
-	// The Go proxies get one P, as nginx gets one worker and HAProxy one thread.
-	goEnv := []string{"GOMAXPROCS=1", "HOME=" + dir, "XDG_DATA_HOME=" + dir, "XDG_CONFIG_HOME=" + dir}
+	// The Go proxies get as many Ps as nginx gets workers and HAProxy threads.
+	goEnv := []string{"GOMAXPROCS=" + strconv.Itoa(p.Procs), "HOME=" + dir, "XDG_DATA_HOME=" + dir, "XDG_CONFIG_HOME=" + dir}
 	kind, variantEnv := name, []string(nil)
 	if env, ok := EdgeVariantEnv(name); ok {
 		kind, variantEnv = Edge, env
@@ -123,12 +139,18 @@ func (e *Env) startProxy(ctx context.Context, name, dir, pin string, logs bool, 
 			proc.Admin = p.AdminPort
 		}
 		return proc, err
-	case Caddy:
-		cfg, err := RenderPeer("caddy/Caddyfile.tmpl", p, dir)
+	case Caddy, Caddy211:
+		// Both versions read the same Caddyfile, each from its own dir.
+		cdir := filepath.Join(dir, name)
+		if err := os.MkdirAll(cdir, 0o755); err != nil {
+			return nil, fmt.Errorf("%s dir: %w", name, err)
+		}
+		p.Dir = cdir
+		cfg, err := RenderPeer("caddy/Caddyfile.tmpl", p, cdir)
 		if err != nil {
 			return nil, err
 		}
-		spec.Argv = []string{e.Bin[Caddy], "run", "--config", cfg, "--adapter", "caddyfile"}
+		spec.Argv = []string{e.Bin[name], "run", "--config", cfg, "--adapter", "caddyfile"}
 		spec.Env = goEnv
 	case Nginx:
 		cfg, err := RenderPeer("nginx/nginx.conf.tmpl", p, dir)

@@ -21,7 +21,7 @@ func (res *Results) Markdown() string {
 	s := res.Settings
 	fmt.Fprintf(&b, "**Method:** wrk -t%d, %v per run, %d interleaved rounds (A B C A B C …), medians with min–max; ", s.Threads, s.Duration, s.Rounds)
 	fmt.Fprintf(&b, "proxy CPU µs/request from /proc/<pid>/stat utime+stime (whole process tree) over the run divided by wrk's request count; ")
-	fmt.Fprintf(&b, "errors are non-2xx/3xx answers plus socket errors. One worker per proxy: nginx `worker_processes 1`, HAProxy `nbthread 1`, GOMAXPROCS=1 for the edge and Caddy. ")
+	fmt.Fprintf(&b, "errors are non-2xx/3xx answers plus socket errors. One worker per proxy (two in the unpinned-2 layout): nginx `worker_processes`, HAProxy `nbthread`, GOMAXPROCS for the edge, both Caddys and the upstream. ")
 	fmt.Fprintf(&b, "Every proxy keeps up to %d idle keep-alive connections to the upstream, sets X-Forwarded-For/-Proto/-Host and sends X-Request-ID upstream, and writes a JSON access log to a file (\"logs on\"). ", idleConns)
 	if res.BcryptCost > 0 {
 		fmt.Fprintf(&b, "Basic Auth uses the edge's own bcrypt hash (cost %d) in both the edge and Caddy.", res.BcryptCost)
@@ -71,7 +71,11 @@ func (t *Table) Markdown() string {
 	if mem == "" {
 		mem = "mem MiB"
 	}
-	fmt.Fprintf(&b, "| target | %s median (min–max) | %s | p50 ms | p99 ms | CPU µs/req | %s | errors |\n|---|---|---|---|---|---|---|---|\n", t.Unit, ref, mem)
+	cpu := t.CPULabel
+	if cpu == "" {
+		cpu = "CPU µs/req"
+	}
+	fmt.Fprintf(&b, "| target | %s median (min–max) | %s | p50 ms | p99 ms | %s | %s | errors |\n|---|---|---|---|---|---|---|---|\n", t.Unit, ref, cpu, mem)
 	for _, r := range t.Rows {
 		if len(r.Samples) == 0 {
 			fmt.Fprintf(&b, "| %s | — | | | | | | %s |\n", r.Target, r.Note)
@@ -128,7 +132,7 @@ func spread(s Summary) string {
 
 func versionList(v map[string]string) string {
 	var parts []string
-	for _, k := range []string{"edge", "caddy", "nginx", "haproxy", "wrk", "go"} {
+	for _, k := range []string{"edge", "caddy", Caddy211, "nginx", "haproxy", "wrk", "go"} {
 		if s, ok := v[k]; ok && s != "" {
 			parts = append(parts, fmt.Sprintf("%s: `%s`", k, s))
 		}

@@ -23,6 +23,9 @@ type PeerParams struct {
 	Hash      string // its bcrypt hash, from `edge hash-password`
 	IdleConns int    // keep-alive pool to the upstream, per proxy
 	Root      bool   // running as root: nginx must be told to stay root
+	// Procs is the cores the proxy may use: nginx's worker_processes,
+	// HAProxy's nbthread (the Go servers get GOMAXPROCS). At least 1.
+	Procs int
 	// NoFile is the open-files limit the proxies inherit; WorkerConns
 	// (nginx) and MaxConn (HAProxy, which needs two fds per connection)
 	// are derived from it.

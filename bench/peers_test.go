@@ -12,7 +12,7 @@ import (
 func testParams(dir string, logs bool) PeerParams {
 	p := PeerParams{Port: 18080, AdminPort: 18081, Upstream: "127.0.0.1:19000", Dir: dir,
 		User: "bench", Hash: "$2a$10$abcdefghijklmnopqrstuu1234567890123456789012345678901", IdleConns: 512,
-		NoFile: 20000, WorkerConns: 19900, MaxConn: 9900}
+		NoFile: 20000, WorkerConns: 19900, MaxConn: 9900, Procs: 2}
 	if logs {
 		p.AccessLog = filepath.Join(dir, "access.log")
 	}
@@ -41,6 +41,9 @@ func TestRenderPeers(t *testing.T) {
 			logged := strings.Contains(s, filepath.Join(dir, "access.log"))
 			if name == "haproxy/haproxy.cfg.tmpl" {
 				logged = strings.Contains(s, "log stdout") // the harness points stdout at the file
+			}
+			if want := map[string]string{"nginx/nginx.conf.tmpl": "worker_processes 2;", "haproxy/haproxy.cfg.tmpl": "nbthread 2"}[name]; !strings.Contains(s, want) {
+				t.Errorf("%s: want %q for Procs 2", name, want)
 			}
 			if logs != logged {
 				t.Errorf("%s: access log present = %v, want %v", name, !logs, logs)

@@ -39,14 +39,17 @@ type Row struct {
 
 // Table is one scenario under one setting.
 type Table struct {
-	ID       string   `json:"id"`
-	Scenario int      `json:"scenario"`
-	Title    string   `json:"title"`
-	Layout   string   `json:"layout,omitempty"` // "pinned" or "unpinned"
-	Logs     bool     `json:"access_logs"`
-	Conns    int      `json:"connections,omitempty"`
-	Unit     string   `json:"unit"` // of Value
-	MemLabel string   `json:"mem_label,omitempty"`
+	ID       string `json:"id"`
+	Scenario int    `json:"scenario"`
+	Title    string `json:"title"`
+	Layout   string `json:"layout,omitempty"` // "pinned" or "unpinned"
+	Logs     bool   `json:"access_logs"`
+	Conns    int    `json:"connections,omitempty"`
+	Unit     string `json:"unit"` // of Value
+	MemLabel string `json:"mem_label,omitempty"`
+	// CPULabel names the CPU column, "CPU µs/req" if empty; the streaming
+	// tables put CPU seconds per GiB there.
+	CPULabel string   `json:"cpu_label,omitempty"`
 	RefRow   string   `json:"reference_row,omitempty"`
 	Rows     []*Row   `json:"rows"`
 	Notes    []string `json:"notes,omitempty"`
@@ -94,17 +97,18 @@ type Results struct {
 
 // Settings are the knobs a run used.
 type Settings struct {
-	Scenarios []int         `json:"scenarios"`
-	Duration  time.Duration `json:"run_duration_ns"`
-	Rounds    int           `json:"rounds"`
-	Threads   int           `json:"wrk_threads"`
-	Conns     []int         `json:"connections"`
-	Layouts   []string      `json:"layouts"`
-	LogsOff   bool          `json:"logs_off_table"`
-	IdleConns int           `json:"idle_connections"`
-	Documents int           `json:"documents"`
-	UploadMiB int64         `json:"upload_mib"`
-	Profile   time.Duration `json:"profile_ns,omitempty"`
+	Scenarios   []int         `json:"scenarios"`
+	Duration    time.Duration `json:"run_duration_ns"`
+	Rounds      int           `json:"rounds"`
+	Threads     int           `json:"wrk_threads"`
+	Conns       []int         `json:"connections"`
+	Layouts     []string      `json:"layouts"`
+	LogsOff     bool          `json:"logs_off_table"`
+	IdleConns   int           `json:"idle_connections"`
+	Documents   int           `json:"documents"`
+	UploadMiB   int64         `json:"upload_mib"`
+	DownloadMiB int64         `json:"download_mib,omitempty"`
+	Profile     time.Duration `json:"profile_ns,omitempty"`
 }
 
 // summarize fills a row's summaries from its samples and the ratio to ref.
@@ -131,7 +135,8 @@ func (r *Row) summarize(ref *Row) {
 	for _, s := range r.Samples {
 		r.Errors += s.Non2xx + s.SocketErrors
 	}
-	if ref != nil && ref.Value.Median > 0 {
+	// A row that did not run has no ratio (NaN would break results.json).
+	if ref != nil && ref.Value.Median > 0 && !math.IsNaN(r.Value.Median) {
 		r.Ratio = r.Value.Median / ref.Value.Median
 	}
 }

@@ -26,11 +26,12 @@ type Options struct {
 	// HeadlineExtra adds rounds to scenario 1's first layout with logs on.
 	HeadlineExtra int
 	Conns         []int         // scenario 1's connection counts
-	Layouts       []string      // "pinned", "unpinned"
+	Layouts       []string      // Pinned, Unpinned, Unpinned2 (see layout.go)
 	LogsOff       bool          // also run scenario 1 with access logs off
 	IdleConns     int           // scenario 5
 	Documents     int           // scenario 6
 	UploadMiB     int64         // scenario 3
+	DownloadMiB   int64         // scenario 10
 	Out           string        // results dir
 	Keep          bool          // keep the temp dir with configs and logs
 	Profile       time.Duration // if > 0, profile the edge under scenario 1's load this long
@@ -65,6 +66,7 @@ func Run(ctx context.Context, opts Options, logw io.Writer) (*Results, error) {
 	if err := e.findPeers(ctx); err != nil {
 		return nil, err
 	}
+	e.findBenchTools(opts.ModuleRoot)
 	logf("building the upstream, the edge and the app")
 	if err := e.build(ctx, opts.ModuleRoot); err != nil {
 		return nil, err
@@ -74,7 +76,7 @@ func Run(ctx context.Context, opts Options, logw io.Writer) (*Results, error) {
 		Settings: Settings{
 			Scenarios: opts.Scenarios, Duration: opts.Duration, Rounds: opts.Rounds, Threads: wrkThreads,
 			Conns: opts.Conns, Layouts: opts.Layouts, LogsOff: opts.LogsOff,
-			IdleConns: opts.IdleConns, Documents: opts.Documents, UploadMiB: opts.UploadMiB,
+			IdleConns: opts.IdleConns, Documents: opts.Documents, UploadMiB: opts.UploadMiB, DownloadMiB: opts.DownloadMiB,
 			Profile: opts.Profile,
 		},
 	}
@@ -107,10 +109,12 @@ func Run(ctx context.Context, opts Options, logw io.Writer) (*Results, error) {
 			tables, err = e.scenario6(ctx, opts)
 		case 7:
 			tables, err = e.scenario7(ctx, opts)
-		case 9:
-			tables, err = e.scenario9(ctx, opts)
 		case 8:
 			tables, err = e.scenario8(ctx, opts)
+		case 9:
+			tables, err = e.scenario9(ctx, opts)
+		case 10:
+			tables, err = e.scenario10(ctx, opts)
 		default:
 			err = fmt.Errorf("no scenario %d", n)
 		}

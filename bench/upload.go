@@ -15,10 +15,12 @@ import (
 
 // UploadResult is what one streamed upload measured.
 type UploadResult struct {
-	Bytes    int64   `json:"bytes"`
-	Seconds  float64 `json:"seconds"`
-	Status   int     `json:"status"`
-	Received int64   `json:"received"` // what the upstream says it drained
+	Bytes   int64   `json:"bytes"`
+	Seconds float64 `json:"seconds"`
+	Status  int     `json:"status"`
+	// Received is what arrived: what the upstream says it drained for an
+	// upload, what the client read for a download.
+	Received int64 `json:"received"`
 }
 
 // sizedZeros yields n bytes without touching them: the content does not
@@ -63,22 +65,54 @@ func Upload(ctx context.Context, url string, size int64) (UploadResult, error) {
 	return res, nil
 }
 
-// UploadMain is the harness's hidden "upload" subcommand: the upload runs in
-// a process of its own so that it can be pinned to the load generator's CPU.
-// It prints one UploadResult as JSON.
-func UploadMain(args []string) int {
+// Download GETs url and reads its body to the end with 64 KiB reads,
+// timing it until the last byte; size is the length expected.
+func Download(ctx context.Context, url string, size int64) (UploadResult, error) {
+	tr := &http.Transport{ReadBufferSize: 64 << 10, DisableCompression: true}
+	defer tr.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return UploadResult{}, fmt.Errorf("download: %w", err)
+	}
+	start := time.Now()
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		return UploadResult{}, fmt.Errorf("download: %w", err)
+	}
+	defer resp.Body.Close()
+	buf := make([]byte, 64<<10)
+	n, err := io.CopyBuffer(onlyWriter{io.Discard}, resp.Body, buf)
+	res := UploadResult{Bytes: n, Seconds: time.Since(start).Seconds(), Status: resp.StatusCode, Received: n}
+	if err != nil {
+		return res, fmt.Errorf("download body after %d of %d bytes: %w", n, size, err)
+	}
+	return res, nil
+}
+
+// onlyWriter hides io.Discard's ReaderFrom so that CopyBuffer uses our
+// 64 KiB buffer rather than io.Discard's 8 KiB one.
+type onlyWriter struct{ io.Writer }
+
+// UploadMain is the harness's hidden "upload" and "download" subcommands
+// (cmd is which): the transfer runs in a process of its own so that it can
+// be pinned to the load generator's CPU. It prints one UploadResult as JSON.
+func UploadMain(cmd string, args []string) int {
 	if len(args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: harness upload URL BYTES")
+		fmt.Fprintf(os.Stderr, "usage: harness %s URL BYTES\n", cmd)
 		return 2
 	}
 	size, err := strconv.ParseInt(args[1], 10, 64)
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "upload: bad size:", err)
+		fmt.Fprintf(os.Stderr, "%s: bad size: %v\n", cmd, err)
 		return 2
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	res, err := Upload(ctx, args[0], size)
+	transfer := Upload
+	if cmd == "download" {
+		transfer = Download
+	}
+	res, err := transfer(ctx, args[0], size)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -87,13 +121,14 @@ func UploadMain(args []string) int {
 	return 0
 }
 
-// runUpload runs UploadMain in a child process, pinned when the fleet is.
-func (e *Env) runUpload(ctx context.Context, f *Fleet, url string, size int64) (UploadResult, error) {
+// runClient runs UploadMain's cmd ("upload" or "download") in a child
+// process, pinned when the fleet is.
+func (e *Env) runClient(ctx context.Context, f *Fleet, cmd, url string, size int64) (UploadResult, error) {
 	self, err := os.Executable()
 	if err != nil {
-		return UploadResult{}, fmt.Errorf("upload: %w", err)
+		return UploadResult{}, fmt.Errorf("%s: %w", cmd, err)
 	}
-	argv := []string{self, "upload", url, strconv.FormatInt(size, 10)}
+	argv := []string{self, cmd, url, strconv.FormatInt(size, 10)}
 	if f.Pinned {
 		argv = append([]string{"taskset", "-c", loadCPU}, argv...)
 	}
@@ -102,13 +137,13 @@ func (e *Env) runUpload(ctx context.Context, f *Fleet, url string, size int64) (
 	out, err := exec.CommandContext(ctx, argv[0], argv[1:]...).Output()
 	if err != nil {
 		if ee, ok := err.(*exec.ExitError); ok {
-			return UploadResult{}, fmt.Errorf("upload: %w: %s", err, lastLines(ee.Stderr, 3))
+			return UploadResult{}, fmt.Errorf("%s: %w: %s", cmd, err, lastLines(ee.Stderr, 3))
 		}
-		return UploadResult{}, fmt.Errorf("upload: %w", err)
+		return UploadResult{}, fmt.Errorf("%s: %w", cmd, err)
 	}
 	var res UploadResult
 	if err := json.Unmarshal(out, &res); err != nil {
-		return res, fmt.Errorf("upload output %q: %w", out, err)
+		return res, fmt.Errorf("%s output %q: %w", cmd, out, err)
 	}
 	return res, nil
 }

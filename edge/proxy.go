@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"weak"
 
 	ups "selfhost.dev/edgeapp/edge/upstream"
 )
@@ -102,7 +103,11 @@ func (s *Server) dropUnusedTransports(t *table) {
 func (s *Server) newProxy(t *table, r *route) *httputil.ReverseProxy {
 	var tr http.RoundTripper = r.pool
 	if r.pool == nil {
-		tr = s.transport(r.To, t.cfg.Upstream)
+		htr := s.transport(r.To, t.cfg.Upstream)
+		tr = htr
+		if v, ok := fastOf.Load(weak.Make(htr)); ok && r.To.Scheme == "http" && leanForwardOn() {
+			r.fast = v.(*fastTransport)
+		}
 	}
 	return &httputil.ReverseProxy{
 		Rewrite:        func(pr *httputil.ProxyRequest) { t.rewrite(r, pr) },

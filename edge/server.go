@@ -255,6 +255,7 @@ type exchange struct {
 	entry logEntry
 	route *route
 	body  *limitedBody
+	lean  *leanState // kept across requests (forward.go)
 }
 
 // ServeHTTP serves the public port: normalize the path, route it, check
@@ -399,13 +400,13 @@ func (s *Server) serve(t *table, ex *exchange, r *http.Request, hasPath bool) {
 		// Wrapped even when the client accepts no encoding: the response
 		// still varies by Accept-Encoding.
 		ew := &encodeWriter{w: w, enc: pickEncoding(r.Header["Accept-Encoding"], rt.encode), method: r.Method}
-		rt.proxy.ServeHTTP(ew, r)
+		s.forward(t, ex, rt, ew, r)
 		var in, out int64
 		e.encoding, in, out = ew.close()
 		rt.m.encoded(e.encoding, in, out)
 		return
 	}
-	rt.proxy.ServeHTTP(w, r)
+	s.forward(t, ex, rt, w, r)
 }
 
 // finish logs and counts the request. It runs deferred, so it also sees
@@ -443,7 +444,11 @@ func (s *Server) finish(ex *exchange, r *http.Request) {
 		e.cfRay = r.Header.Get("Cf-Ray")
 		s.alog.log(e)
 	}
-	*ex = exchange{}
+	lean := ex.lean
+	if lean != nil {
+		lean.reset()
+	}
+	*ex = exchange{lean: lean}
 	s.exchanges.Put(ex)
 	s.m.inFlight.Dec()
 	s.inflight.Add(-1)

@@ -133,6 +133,17 @@ type fastConn struct {
 	bw       *bufio.Writer
 	idleAt   time.Time
 	canceled atomic.Bool // the request's context ended: the deadline is in the past
+	// onCancel is fc.cancel, bound once per connection rather than per
+	// request. It can only run for the request in flight: release calls
+	// the AfterFunc's stop before the connection is pooled, and closes the
+	// connection instead if the function had already started.
+	onCancel func()
+}
+
+// cancel ends the I/O of the request in flight: its context ended.
+func (fc *fastConn) cancel() {
+	fc.canceled.Store(true)
+	_ = fc.conn.SetDeadline(aLongTimeAgo)
 }
 
 // connReader counts what is read from the connection and, while limit is
@@ -196,6 +207,13 @@ func (t *fastTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !fastPath(req) {
 		return nil, http.ErrSkipAltProtocol
 	}
+	return t.roundTrip(req, nil)
+}
+
+// roundTrip serves req, which fastPath accepts. Informational responses go
+// to info when it is not nil (the lean forwarding path, forward.go), and to
+// the request's httptrace otherwise (ReverseProxy).
+func (t *fastTransport) roundTrip(req *http.Request, info http.ResponseWriter) (*http.Response, error) {
 	if req.ContentLength > 0 {
 		defer req.Body.Close()
 	}
@@ -205,7 +223,7 @@ func (t *fastTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err != nil {
 			return nil, err
 		}
-		res, err := fc.roundTrip(ctx, req)
+		res, err := fc.roundTrip(ctx, req, info)
 		if err == nil {
 			return res, nil
 		}
@@ -250,6 +268,7 @@ func (t *fastTransport) get(ctx context.Context, host string, fresh bool) (fc *f
 		return nil, false, fmt.Errorf("dial upstream: %w", err)
 	}
 	fc = &fastConn{t: t, key: host, conn: c, peeker: newSocketPeeker(c), cr: connReader{c: c, limit: -1}}
+	fc.onCancel = fc.cancel
 	fc.br = bufio.NewReaderSize(&fc.cr, 16<<10)
 	fc.bw = bufio.NewWriterSize(c, 4<<10)
 	return fc, false, nil
@@ -298,7 +317,7 @@ func (fc *fastConn) close() { fc.conn.Close() }
 // roundTrip writes req and reads the response header on fc. A context that
 // ends meanwhile (the client went away) puts fc's deadline in the past,
 // which ends any read or write at once; fc is then never reused.
-func (fc *fastConn) roundTrip(ctx context.Context, req *http.Request) (*http.Response, error) {
+func (fc *fastConn) roundTrip(ctx context.Context, req *http.Request, info http.ResponseWriter) (*http.Response, error) {
 	fc.cr.n = 0
 	// The header deadline is set before the context can put one in the
 	// past, so that it never undoes a cancellation.
@@ -307,11 +326,8 @@ func (fc *fastConn) roundTrip(ctx context.Context, req *http.Request) (*http.Res
 			return nil, fmt.Errorf("set deadline: %w", err)
 		}
 	}
-	stop := context.AfterFunc(ctx, func() {
-		fc.canceled.Store(true)
-		_ = fc.conn.SetDeadline(aLongTimeAgo)
-	})
-	res, err := fc.exchange(ctx, req)
+	stop := context.AfterFunc(ctx, fc.onCancel)
+	res, err := fc.exchange(ctx, req, info)
 	if err != nil {
 		stop()
 		return nil, err
@@ -334,9 +350,9 @@ func (fc *fastConn) roundTrip(ctx context.Context, req *http.Request) (*http.Res
 }
 
 // exchange writes req and reads responses up to the first that is not
-// informational, handing 1xx ones to the request's httptrace (which is how
-// ReverseProxy forwards 103 Early Hints).
-func (fc *fastConn) exchange(ctx context.Context, req *http.Request) (*http.Response, error) {
+// informational, handing 1xx ones to info or, if nil, to the request's
+// httptrace (which is how ReverseProxy forwards 103 Early Hints).
+func (fc *fastConn) exchange(ctx context.Context, req *http.Request, info http.ResponseWriter) (*http.Response, error) {
 	err := writeRequest(fc.bw, req)
 	if err == nil {
 		err = fc.bw.Flush()
@@ -393,7 +409,9 @@ func (fc *fastConn) exchange(ctx context.Context, req *http.Request) (*http.Resp
 		if n1xx >= max1xxResponses {
 			return nil, errTooMany1xx
 		}
-		if trace := httptrace.ContextClientTrace(ctx); trace != nil && trace.Got1xxResponse != nil {
+		if info != nil {
+			forwardInformational(info, res)
+		} else if trace := httptrace.ContextClientTrace(ctx); trace != nil && trace.Got1xxResponse != nil {
 			if err := trace.Got1xxResponse(res.StatusCode, textproto.MIMEHeader(res.Header)); err != nil {
 				return nil, err
 			}

@@ -64,8 +64,9 @@ var jsonLen = strconv.Itoa(len(jsonBody))
 // ReadFrom uses 8 KiB, which costs four times the syscalls on a 1 GiB upload.
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 64<<10); return &b }}
 
-// Handler answers GET and HEAD with a fixed 1 KiB body and drains POST and
-// PUT bodies, answering with the number of bytes it read.
+// Handler answers GET and HEAD with a fixed 1 KiB body (GET /json: 100 KiB
+// of JSON; GET /download?bytes=N: N zero bytes) and drains POST and PUT
+// bodies, answering with the number of bytes it read.
 type Handler struct {
 	received atomic.Int64
 }
@@ -89,6 +90,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, strconv.FormatInt(n, 10))
 	default:
 		hdr := w.Header()
+		if r.URL.Path == "/download" {
+			h.download(w, r)
+			return
+		}
 		if r.URL.Path == "/json" {
 			hdr["Content-Type"] = []string{"application/json"}
 			hdr["Content-Length"] = []string{jsonLen}
@@ -98,6 +103,36 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		hdr["Content-Type"] = []string{"text/plain"}
 		hdr["Content-Length"] = []string{bodyLen}
 		w.Write(body)
+	}
+}
+
+// MaxDownload bounds GET /download?bytes=N (scenario 9).
+const MaxDownload = 16 << 30
+
+// zeros is what /download sends, 64 KiB per write.
+var zeros = make([]byte, 64<<10)
+
+// download answers GET /download?bytes=N with N zero bytes and a
+// Content-Length, written 64 KiB at a time: a streamed response that the
+// upstream produces at almost no cost, so the proxy's copy is what shows.
+func (h *Handler) download(w http.ResponseWriter, r *http.Request) {
+	n, err := strconv.ParseInt(r.URL.Query().Get("bytes"), 10, 64)
+	if err != nil || n < 0 || n > MaxDownload {
+		http.Error(w, "bytes: want 0.."+strconv.Itoa(MaxDownload), http.StatusBadRequest)
+		return
+	}
+	hdr := w.Header()
+	hdr["Content-Type"] = []string{"application/octet-stream"}
+	hdr["Content-Length"] = []string{strconv.FormatInt(n, 10)}
+	if r.Method == http.MethodHead {
+		return
+	}
+	for n > 0 {
+		chunk := zeros[:min(n, int64(len(zeros)))]
+		if _, err := w.Write(chunk); err != nil {
+			return
+		}
+		n -= int64(len(chunk))
 	}
 }
 

@@ -4,7 +4,8 @@
 //
 //	go run ./bench/cmd/harness -scenarios all      # make bench, < 15 min
 //	go run ./bench/cmd/harness -scenarios 1 -quick # make bench-quick, < 2 min
-//	go run ./bench/cmd/harness -scenarios 7 -out bench/results/failover # a pool of 3 upstreams, one killed, < 1 min
+//	go run ./bench/cmd/harness -scenarios 8 -out bench/results/failover # a pool of 3 upstreams, one killed, < 1 min
+//	go run ./bench/cmd/harness -scenarios 1 -layouts pinned -edge-env EDGE_LEAN_FORWARD=off # an edge setting side by side
 package main
 
 import (
@@ -15,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -24,8 +26,8 @@ import (
 )
 
 func main() {
-	if len(os.Args) > 1 && os.Args[1] == "upload" {
-		os.Exit(bench.UploadMain(os.Args[2:]))
+	if len(os.Args) > 1 && (os.Args[1] == "upload" || os.Args[1] == "download") {
+		os.Exit(bench.UploadMain(os.Args[1], os.Args[2:]))
 	}
 	if err := run(); err != nil {
 		fmt.Fprintln(os.Stderr, "harness:", err)
@@ -40,11 +42,12 @@ func run() error {
 	rounds := flag.Int("rounds", 3, "interleaved rounds")
 	extra := flag.Int("headline-extra", -1, "extra rounds for scenario 1's headline table (default 2, 0 with -quick)")
 	conns := flag.String("conns", "64,256", "scenario 1's connection counts")
-	layouts := flag.String("layouts", "", `"pinned,unpinned" (default), "pinned" with -quick`)
+	layouts := flag.String("layouts", "", `of "pinned", "unpinned" (GOMAXPROCS=1, one nginx worker), "unpinned-2" (GOMAXPROCS=2, two nginx workers): "pinned,unpinned-2" (default), "pinned" with -quick`)
 	logsOff := flag.Bool("logs-off", true, "also run scenario 1 with access logs off (not with -quick)")
 	idle := flag.Int("idle", 10000, "scenario 5's idle connections")
 	docs := flag.Int("docs", 100000, "scenario 6's documents")
 	uploadMiB := flag.Int64("upload-mib", 1024, "scenario 3's upload size in MiB")
+	downloadMiB := flag.Int64("download-mib", 1024, "scenario 10's download size in MiB")
 	out := flag.String("out", "", "results dir (default bench/results, or bench/results/tmp/quick with -quick)")
 	profile := flag.Duration("profile", 0, "after the scenarios, profile the edge under scenario 1's load this long (e.g. 10s)")
 	var variants []string
@@ -65,14 +68,14 @@ func run() error {
 	}
 	opts := bench.Options{
 		Duration: *duration, Rounds: *rounds, LogsOff: *logsOff && !*quick,
-		IdleConns: *idle, Documents: *docs, UploadMiB: *uploadMiB, Keep: *keep, ModuleRoot: root,
+		IdleConns: *idle, Documents: *docs, UploadMiB: *uploadMiB, DownloadMiB: *downloadMiB, Keep: *keep, ModuleRoot: root,
 		Profile: *profile, EdgeVariants: variants,
 		Command: "go run ./bench/cmd/harness " + strings.Join(os.Args[1:], " "),
 	}
 	if *scenarios == "none" {
 		*scenarios = ""
 	}
-	if opts.Scenarios, err = parseInts(*scenarios, "1,2,3,4,5,6,7"); err != nil {
+	if opts.Scenarios, err = parseInts(*scenarios, "1,2,3,4,5,6,7,10"); err != nil {
 		return fmt.Errorf("-scenarios: %w", err)
 	}
 	if opts.Conns, err = parseInts(*conns, ""); err != nil {
@@ -93,14 +96,14 @@ func run() error {
 	}
 	opts.Layouts = strings.Split(*layouts, ",")
 	if *layouts == "" {
-		opts.Layouts = []string{"pinned", "unpinned"}
+		opts.Layouts = []string{bench.Pinned, bench.Unpinned2}
 		if *quick {
 			opts.Layouts = []string{"pinned"}
 		}
 	}
 	for _, l := range opts.Layouts {
-		if l != "pinned" && l != "unpinned" {
-			return fmt.Errorf("-layouts: %q is neither pinned nor unpinned", l)
+		if !slices.Contains(bench.Layouts, l) {
+			return fmt.Errorf("-layouts: %q is none of %s", l, strings.Join(bench.Layouts, ", "))
 		}
 	}
 	if opts.Rounds < 1 || opts.Rounds > 20 {
