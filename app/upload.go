@@ -98,6 +98,9 @@ func (u *StagedUpload) Commit(ctx context.Context, documentType string) (*Docume
 		u.s.deleteBlob(ctx, d.StoragePath)
 		return nil, fmt.Errorf("create document: %w", err)
 	}
+	// The row is stored with its text not extracted yet: the outbox job
+	// just committed will set indexed, no_text or failed.
+	d.TextStatus, d.TextReason = TextPending, ""
 	u.s.kick()
 	return &d, nil
 }

@@ -102,6 +102,9 @@ func TestBrowserUI(t *testing.T) {
 		if !strings.Contains(got, "quarterly-report.pdf") || !strings.Contains(got, "report") {
 			t.Errorf("upload result %q lacks the file's name and type", got)
 		}
+		if !strings.Contains(got, "Text: pending") {
+			t.Errorf("upload result %q does not say the text is pending", got)
+		}
 		var prog struct {
 			Value, Max float64
 			Text       string
@@ -188,13 +191,19 @@ func TestBrowserUI(t *testing.T) {
 			Name  string
 			Mark  string
 			Type  string
+			Text  string
 		}
 		p.eval(`(() => { const li = document.querySelectorAll("#search-results li");
 			const m = document.querySelector("#search-results .snippet mark");
+			const ts = document.querySelector("#search-results .text-status");
 			return {Items: li.length, Name: document.querySelector("#search-results a.download").textContent,
-				Mark: m ? m.textContent : "", Type: document.querySelector("#search-results .type").textContent}; })()`, &res)
+				Mark: m ? m.textContent : "", Type: document.querySelector("#search-results .type").textContent,
+				Text: ts ? ts.textContent : ""}; })()`, &res)
 		if res.Items != 1 || res.Name != "quarterly-report.pdf" || !strings.EqualFold(res.Mark, word) || res.Type != "report" {
 			t.Errorf("results: %+v; want one quarterly-report.pdf of type report with %q marked", res, word)
+		}
+		if !strings.Contains(res.Text, "text: indexed") {
+			t.Errorf("result's text status %q, want it to say the text is indexed", res.Text)
 		}
 		if p.visible("#pager") {
 			t.Errorf("the pager shows for a single result")
