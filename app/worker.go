@@ -493,7 +493,13 @@ func (w *Worker) indexDocument(ctx context.Context, id int64) error {
 	}
 	text, err := w.extract(ctx, d)
 	if ErrorCode(err) == ENOTFOUND {
-		return nil // the blob went with a delete that raced us
+		if _, derr := w.Store.Document(ctx, id); ErrorCode(derr) == ENOTFOUND {
+			return nil // the blob went with a delete that raced us
+		}
+		// The row is there and its file is not (a blob store restored
+		// from an older backup, a file removed by hand): no retry brings
+		// it back, and "pending" for ever would hide it from the user.
+		err = &Error{Code: EINVALID, Message: "the stored file is missing", Err: err}
 	}
 	status, reason := textStatus(text, err)
 	if err != nil && status != TextFailed {
