@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"io/fs"
 	"path/filepath"
 	"strings"
@@ -317,5 +318,34 @@ func TestJobPayloadsGetRowIDs(t *testing.T) {
 				t.Errorf("%s job payload %s: document_id %d, want %d: the Store must fill in the new row's id", j.Kind, j.Payload, p.DocumentID, d.ID)
 			}
 		}
+	}
+}
+
+// lostCommit is a Store whose CreateDocument stores the row but reports a
+// failure, as a COMMIT whose answer the connection lost does.
+type lostCommit struct{ *sqlite.DB }
+
+func (s lostCommit) CreateDocument(ctx context.Context, d *app.Document, jobs ...*app.Job) error {
+	if err := s.DB.CreateDocument(ctx, d, jobs...); err != nil {
+		return err
+	}
+	return app.Unavailable("database", errors.New("connection reset during commit"))
+}
+
+// TestUploadKeepsBlobOfLostCommit: when the row was stored but the answer
+// said otherwise, the file stays, so the document still downloads.
+func TestUploadKeepsBlobOfLostCommit(t *testing.T) {
+	f := newFixture(t)
+	f.svc.Store = lostCommit{f.db}
+	_, err := f.svc.UploadDocument(t.Context(), "a.txt", "t", strings.NewReader("some text"))
+	wantCode(t, err, app.EUNAVAILABLE)
+	f.svc.Store = f.db
+	d, rc, err := f.svc.OpenDocument(t.Context(), 1)
+	if err != nil {
+		t.Fatalf("the stored row's file was removed: %v", err)
+	}
+	defer rc.Close()
+	if b, _ := io.ReadAll(rc); string(b) != "some text" || d.Filename != "a.txt" {
+		t.Errorf("document %+v holds %q", d, b)
 	}
 }

@@ -107,3 +107,39 @@ func pdfDrawing(content string) []byte {
 	fmt.Fprintf(&b, "trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n", len(objects)+1, xref)
 	return b.Bytes()
 }
+
+// TestWorkerTextStatusMissingFile: a document whose file is gone from the
+// blob store says so (failed, "the stored file is missing") instead of
+// staying pending for ever, and its job is settled.
+func TestWorkerTextStatusMissingFile(t *testing.T) {
+	dir := t.TempDir()
+	db, err := sqlite.Open(t.Context(), filepath.Join(dir, "app.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	blobs, err := fsblob.New(filepath.Join(dir, "blobs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &app.Document{Filename: "gone.txt", DocumentType: "notes", ContentType: "text/plain", Size: 4, SHA256: "0", StoragePath: "documents/gone.txt"}
+	if err := db.CreateDocument(t.Context(), d, app.NewJob(app.JobIndexDocument, app.DocumentPayload{})); err != nil {
+		t.Fatal(err)
+	}
+	w := newWorker(t, db, blobs, newDeliveries())
+	w.Start(context.Background())
+	defer w.Stop(context.Background())
+	waitFor(t, "text status of a missing file", func() error {
+		got, err := db.Document(t.Context(), d.ID)
+		if err != nil {
+			return err
+		}
+		if got.TextStatus != app.TextFailed || got.TextReason != "the stored file is missing" {
+			return fmt.Errorf("text_status %q (%q)", got.TextStatus, got.TextReason)
+		}
+		if n, _ := db.PendingJobs(t.Context()); n != 0 {
+			return fmt.Errorf("%d jobs pending", n)
+		}
+		return nil
+	})
+}

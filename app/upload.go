@@ -9,6 +9,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -95,11 +96,35 @@ func (u *StagedUpload) Commit(ctx context.Context, documentType string) (*Docume
 		return nil, err
 	}
 	if err := u.s.Store.CreateDocument(ctx, &d, NewJob(JobIndexDocument, DocumentPayload{})); err != nil {
-		u.s.deleteBlob(ctx, d.StoragePath)
+		// A commit whose answer was lost (the connection or ctx cut during
+		// COMMIT) may have stored the row after all: removing the file then
+		// would leave a document that cannot be downloaded. An orphan file
+		// is the lesser harm.
+		if !u.s.referenced(ctx, d.StoragePath) {
+			u.s.deleteBlob(ctx, d.StoragePath)
+		}
 		return nil, fmt.Errorf("create document: %w", err)
 	}
+	// The row is stored with its text not extracted yet: the outbox job
+	// just committed will set indexed, no_text or failed.
+	d.TextStatus, d.TextReason = TextPending, ""
 	u.s.kick()
 	return &d, nil
+}
+
+// referenced reports whether a document row is known to hold key, asked
+// even if ctx was cancelled. A store that cannot tell (no
+// StoragePathStore) or fails to answer counts as no: the usual reason for
+// a failed CreateDocument is that nothing was written.
+func (s *Service) referenced(ctx context.Context, key string) bool {
+	ps, ok := s.Store.(StoragePathStore)
+	if !ok {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	found, err := ps.DocumentStoragePaths(ctx, []string{key})
+	return err == nil && found[key]
 }
 
 // Abort removes the staged blob, even if ctx is already cancelled (the

@@ -88,7 +88,10 @@ type Worker struct {
 	// (JobStore.ReclaimJobs), so that the jobs a crashed process held run
 	// at once instead of after their lease. Set it only when no other
 	// worker can be using the store: the embedded SQLite default, in the
-	// process that owns the database file.
+	// process that owns the database file. It also removes the files of
+	// uploads that a crash cut between staging and commit (see
+	// SweepStagedMargin), when the stores allow it (BlobLister,
+	// StoragePathStore).
 	Reclaim bool
 	// PollInterval is how often an idle worker looks for jobs that Kick
 	// did not announce (other instances' writes, retries coming due).
@@ -134,7 +137,7 @@ func (w *Worker) Kick() {
 func (w *Worker) Start(ctx context.Context) {
 	w.init()
 	ctx, w.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	go w.run(ctx)
+	go w.run(ctx, time.Now())
 }
 
 // Stop stops claiming jobs, hands back the claimed jobs not yet started,
@@ -166,11 +169,12 @@ func (w *Worker) stopping() bool {
 	}
 }
 
-func (w *Worker) run(ctx context.Context) {
+func (w *Worker) run(ctx context.Context, started time.Time) {
 	defer close(w.done)
 	defer w.cancel()
 	if w.Reclaim {
 		w.reclaim(ctx)
+		w.sweepStaged(ctx, started.Add(-SweepStagedMargin))
 	}
 	poll := time.NewTimer(0)
 	defer poll.Stop()
@@ -489,7 +493,13 @@ func (w *Worker) indexDocument(ctx context.Context, id int64) error {
 	}
 	text, err := w.extract(ctx, d)
 	if ErrorCode(err) == ENOTFOUND {
-		return nil // the blob went with a delete that raced us
+		if _, derr := w.Store.Document(ctx, id); ErrorCode(derr) == ENOTFOUND {
+			return nil // the blob went with a delete that raced us
+		}
+		// The row is there and its file is not (a blob store restored
+		// from an older backup, a file removed by hand): no retry brings
+		// it back, and "pending" for ever would hide it from the user.
+		err = &Error{Code: EINVALID, Message: "the stored file is missing", Err: err}
 	}
 	status, reason := textStatus(text, err)
 	if err != nil && status != TextFailed {

@@ -102,6 +102,9 @@ func TestBrowserUI(t *testing.T) {
 		if !strings.Contains(got, "quarterly-report.pdf") || !strings.Contains(got, "report") {
 			t.Errorf("upload result %q lacks the file's name and type", got)
 		}
+		if !strings.Contains(got, "Text: pending") {
+			t.Errorf("upload result %q does not say the text is pending", got)
+		}
 		var prog struct {
 			Value, Max float64
 			Text       string
@@ -188,13 +191,19 @@ func TestBrowserUI(t *testing.T) {
 			Name  string
 			Mark  string
 			Type  string
+			Text  string
 		}
 		p.eval(`(() => { const li = document.querySelectorAll("#search-results li");
 			const m = document.querySelector("#search-results .snippet mark");
+			const ts = document.querySelector("#search-results .text-status");
 			return {Items: li.length, Name: document.querySelector("#search-results a.download").textContent,
-				Mark: m ? m.textContent : "", Type: document.querySelector("#search-results .type").textContent}; })()`, &res)
+				Mark: m ? m.textContent : "", Type: document.querySelector("#search-results .type").textContent,
+				Text: ts ? ts.textContent : ""}; })()`, &res)
 		if res.Items != 1 || res.Name != "quarterly-report.pdf" || !strings.EqualFold(res.Mark, word) || res.Type != "report" {
 			t.Errorf("results: %+v; want one quarterly-report.pdf of type report with %q marked", res, word)
+		}
+		if !strings.Contains(res.Text, "text: indexed") {
+			t.Errorf("result's text status %q, want it to say the text is indexed", res.Text)
 		}
 		if p.visible("#pager") {
 			t.Errorf("the pager shows for a single result")
@@ -220,7 +229,7 @@ func TestBrowserUI(t *testing.T) {
 			uploadText(t, base, key, fmt.Sprintf("page-%02d.txt", i), "pagination marmalade number "+strconv.Itoa(i))
 		}
 		waitFor(t, "12 documents searchable", func() (bool, string) {
-			n := searchTotal(t, base, key, "marmalade")
+			n, _ := searchTotal(t, base, key, "marmalade")
 			return n == 12, fmt.Sprintf("total %d", n)
 		})
 		p.fill("#q", "marmalade")
@@ -446,26 +455,38 @@ routes:
 	return "http://" + edgeAddr, key
 }
 
-// waitSearchable waits until the API finds word.
+// waitSearchable waits until the API finds word and every hit's text
+// status is settled: the outbox writes the index entry a moment before it.
 func waitSearchable(t *testing.T, base, key, word string) {
 	t.Helper()
 	waitFor(t, word+" searchable", func() (bool, string) {
-		n := searchTotal(t, base, key, word)
-		return n > 0, fmt.Sprintf("total %d", n)
+		n, pending := searchTotal(t, base, key, word)
+		return n > 0 && pending == 0, fmt.Sprintf("total %d, %d pending", n, pending)
 	})
 }
 
-// searchTotal asks the API how many documents match q.
-func searchTotal(t *testing.T, base, key, q string) int {
+// searchTotal asks the API how many documents match q, and how many of
+// the first page's hits still say text_status pending.
+func searchTotal(t *testing.T, base, key, q string) (total, pending int) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, base+"/documents/search?q="+url.QueryEscape(q), nil)
 	req.Header.Set("X-API-Key", key)
 	resp := do(t, req)
-	var r struct{ Total int }
+	var r struct {
+		Total   int
+		Results []struct {
+			TextStatus string `json:"text_status"`
+		}
+	}
 	if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&r) != nil {
 		t.Fatalf("search %q: %s", q, resp.Status)
 	}
-	return r.Total
+	for _, h := range r.Results {
+		if h.TextStatus == "pending" {
+			pending++
+		}
+	}
+	return r.Total, pending
 }
 
 // uploadText uploads a text document through the API, as curl -F does.

@@ -46,6 +46,7 @@ func TestStore(t *testing.T, open func(t *testing.T) app.Store) {
 	t.Run("DocumentsByID", func(t *testing.T) { testDocumentsByID(t, open(t)) })
 	t.Run("DeleteDocument", func(t *testing.T) { testDeleteDocument(t, open(t)) })
 	t.Run("TextStatus", func(t *testing.T) { testTextStatus(t, open(t)) })
+	t.Run("DocumentStoragePaths", func(t *testing.T) { testDocumentStoragePaths(t, open(t)) })
 	t.Run("ClaimOrder", func(t *testing.T) { testClaimOrder(t, open(t)) })
 	t.Run("ClaimLease", func(t *testing.T) { testClaimLease(t, open(t)) })
 	t.Run("CompleteOnce", func(t *testing.T) { testCompleteOnce(t, open(t)) })

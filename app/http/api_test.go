@@ -116,14 +116,14 @@ func TestUploadSearchDownloadDelete(t *testing.T) {
 	id := up.json["id"]
 	for k, want := range map[string]any{
 		"filename": "Q3 report.pdf", "document_type": "report", "status": "uploaded",
-		"size": float64(len(pdf)), "sha256": hex.EncodeToString(sum[:]),
+		"size": float64(len(pdf)), "sha256": hex.EncodeToString(sum[:]), "text_status": "pending",
 	} {
 		if up.json[k] != want {
 			t.Errorf("upload %s = %v, want %v", k, up.json[k], want)
 		}
 	}
-	if len(up.json) != 7 || up.json["storage_path"] == "" {
-		t.Errorf("upload response %s: want exactly id, filename, document_type, status, storage_path, size, sha256", up.body)
+	if len(up.json) != 8 || up.json["storage_path"] == "" {
+		t.Errorf("upload response %s: want exactly id, filename, document_type, status, storage_path, size, sha256, text_status", up.body)
 	}
 
 	// Prefix search finds it once the outbox has indexed it.
@@ -144,9 +144,14 @@ func TestUploadSearchDownloadDelete(t *testing.T) {
 			return fmt.Errorf("no processing_time_ms: %s", r.body)
 		}
 		hit = res[0].(map[string]any)
+		// The index entry is written just before the status: a hit may
+		// say pending for that moment.
+		if hit["text_status"] != "indexed" {
+			return fmt.Errorf("search hit text_status = %v, want indexed (its text was found)", hit["text_status"])
+		}
 		return nil
 	})
-	for _, k := range []string{"id", "filename", "document_type", "storage_path", "size", "created_at", "ranking_score", "snippet"} {
+	for _, k := range []string{"id", "filename", "document_type", "storage_path", "size", "created_at", "ranking_score", "snippet", "text_status"} {
 		if _, ok := hit[k]; !ok {
 			t.Errorf("search result lacks %q: %v", k, hit)
 		}
@@ -206,7 +211,7 @@ func TestUploadFieldOrder(t *testing.T) {
 	e := newEnv(t)
 	body, ct := multipartBody(t, part{name: "document_type", data: []byte("notes")}, part{name: "file", filename: "n.md", data: []byte("# Title\n\nsome *markdown*")})
 	r := e.do(request{method: "POST", path: "/documents/upload", key: publicKey, body: body, contentType: ct})
-	if r.status != 201 || r.json["document_type"] != "notes" {
+	if r.status != 201 || r.json["document_type"] != "notes" || r.json["text_status"] != "pending" {
 		t.Fatalf("type first: %d %s", r.status, r.body)
 	}
 	meta := e.do(request{method: "GET", path: fmt.Sprintf("/documents/%v", r.json["id"]), key: publicKey})
@@ -216,7 +221,7 @@ func TestUploadFieldOrder(t *testing.T) {
 	// The seed's own client sends the file first, and other fields around it.
 	body, ct = multipartBody(t, part{name: "file", filename: "later.txt", data: []byte("typed after the file")}, part{name: "submit", data: []byte("Upload")}, part{name: "document_type", data: []byte("memo")})
 	r = e.do(request{method: "POST", path: "/documents/upload", key: publicKey, body: body, contentType: ct})
-	if r.status != 201 || r.json["document_type"] != "memo" || r.json["filename"] != "later.txt" {
+	if r.status != 201 || r.json["document_type"] != "memo" || r.json["filename"] != "later.txt" || r.json["text_status"] != "pending" {
 		t.Fatalf("file first: %d %s", r.status, r.body)
 	}
 	dl := e.do(request{method: "GET", path: fmt.Sprintf("/documents/%v/download", r.json["id"]), key: publicKey})

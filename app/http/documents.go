@@ -28,6 +28,9 @@ type uploadResponse struct {
 	StoragePath  string `json:"storage_path"`
 	Size         int64  `json:"size"`
 	SHA256       string `json:"sha256"`
+	// TextStatus is always "pending" here: the outbox extracts the text
+	// after the answer; GET /documents/{id} shows what became of it.
+	TextStatus string `json:"text_status"`
 }
 
 // handleUpload streams the "file" part of a multipart body straight into
@@ -134,7 +137,7 @@ func (s *Server) commitUpload(w http.ResponseWriter, r *http.Request, staged *ap
 	}
 	writeJSON(w, http.StatusCreated, uploadResponse{
 		ID: d.ID, Filename: d.Filename, DocumentType: d.DocumentType, Status: "uploaded",
-		StoragePath: d.StoragePath, Size: d.Size, SHA256: d.SHA256,
+		StoragePath: d.StoragePath, Size: d.Size, SHA256: d.SHA256, TextStatus: d.TextStatus,
 	})
 }
 
@@ -155,6 +158,8 @@ type searchResult struct {
 	CreatedAt    time.Time `json:"created_at"`
 	RankingScore float64   `json:"ranking_score"`
 	Snippet      string    `json:"snippet"`
+	TextStatus   string    `json:"text_status"`
+	TextReason   string    `json:"text_reason,omitempty"`
 }
 
 func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request) {
@@ -174,6 +179,7 @@ func (s *Server) handleSearch(w http.ResponseWriter, r *http.Request) {
 		out.Results[i] = searchResult{
 			ID: h.ID, Filename: h.Filename, DocumentType: h.DocumentType, StoragePath: h.StoragePath,
 			Size: h.Size, CreatedAt: h.CreatedAt, RankingScore: h.Score, Snippet: h.Snippet,
+			TextStatus: h.TextStatus, TextReason: h.TextReason,
 		}
 	}
 	writeJSON(w, http.StatusOK, out)

@@ -58,6 +58,20 @@
     return t ? msg + ": " + (t.length > 300 ? t.slice(0, 300) + "…" : t) : msg;
   }
 
+  // textStatusLabel says in words whether a document's text can be searched
+  // (the API's text_status and text_reason). An answer without one (an
+  // older server) says nothing rather than guess.
+  function textStatusLabel(status, reason) {
+    switch (status) {
+      case "pending": return "pending (not extracted yet)";
+      case "indexed": return "indexed";
+      case "no_text": return "no text found" + (reason ? " (" + reason + ")" : "") + "; only its name and type are searchable";
+      case "failed": return "extraction failed" + (reason ? " (" + reason + ")" : "") + "; only its name and type are searchable";
+      case "unknown": return "unknown (stored before text states were recorded)";
+      default: return status ? String(status) : "not reported";
+    }
+  }
+
   function formatSize(n) {
     if (n < 1024) return n + " B";
     if (n < 1024 * 1024) return (n / 1024).toFixed(1) + " KiB";
@@ -154,7 +168,8 @@
         uploadOut.textContent = "Uploaded #" + d.id + ": ";
         uploadOut.appendChild(downloadLink(d.id, d.filename, uploadOut));
         uploadOut.appendChild(document.createTextNode(
-          " (" + d.document_type + ", " + formatSize(d.size) + "). It is searchable in a moment, once its text is indexed."));
+          " (" + d.document_type + ", " + formatSize(d.size) + "). Text: " + textStatusLabel(d.text_status, "") +
+          " — searchable in a moment, once the text is indexed."));
         $("file").value = "";
       } else {
         // The bytes may all have gone out, but nothing was kept: a full
@@ -247,6 +262,11 @@
       badge.className = "type";
       badge.textContent = d.document_type;
       meta.append(badge, formatSize(d.size) + " · uploaded " + new Date(d.created_at).toLocaleString() + " · #" + d.id);
+      const text = document.createElement("span");
+      text.className = "text-status " + (d.text_status === "indexed" ? "indexed" : "unindexed");
+      text.dataset.status = d.text_status || "";
+      text.textContent = " · text: " + textStatusLabel(d.text_status, d.text_reason);
+      meta.append(text);
       const snip = document.createElement("div");
       snip.className = "snippet";
       snip.append(...snippetNodes(d.snippet || ""));
