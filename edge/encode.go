@@ -71,6 +71,9 @@ func pickEncoding(accept []string, prefs []string) string {
 				name, params, _ := strings.Cut(part, ";")
 				name = strings.TrimSpace(name)
 				v := qValue(params)
+				if strings.EqualFold(name, "x-gzip") {
+					name = EncodingGzip // RFC 9110 8.4.1.3: the same coding
+				}
 				switch {
 				case strings.EqualFold(name, enc):
 					q = v
@@ -98,13 +101,35 @@ func qValue(params string) float64 {
 		if !ok || !strings.EqualFold(strings.TrimSpace(k), "q") {
 			continue
 		}
-		q, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-		if err != nil || q < 0 || q > 1 {
-			return 0
-		}
-		return q
+		return parseQ(strings.TrimSpace(v))
 	}
 	return 1
+}
+
+// parseQ parses a qvalue: "0" or "1", optionally followed by "." and
+// digits (RFC 9110 12.4.2 allows three; more are tolerated). Anything else
+// is malformed, 0: strconv.ParseFloat would take "NaN", "Inf", "1e-1" and
+// "0x1p-1", and a NaN compares false with every q, winning ties it
+// should lose.
+func parseQ(v string) float64 {
+	if v == "" || v[0] != '0' && v[0] != '1' {
+		return 0
+	}
+	if len(v) > 1 {
+		if v[1] != '.' {
+			return 0
+		}
+		for i := 2; i < len(v); i++ {
+			if v[i] < '0' || v[i] > '9' {
+				return 0
+			}
+		}
+	}
+	q, err := strconv.ParseFloat(v, 64)
+	if err != nil || q > 1 {
+		return 0
+	}
+	return q
 }
 
 // compressibleType reports whether a Content-Type is text-like enough to be

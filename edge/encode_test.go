@@ -38,6 +38,23 @@ func TestPickEncoding(t *testing.T) {
 		{"gzip;q=abc", ""}, // malformed q: not clearly asked for
 		{"gzip;q=2", ""},
 		{" gzip ; q=0.8 ", "gzip"},
+		// q is a qvalue (RFC 9110 12.4.2), not any float ParseFloat takes.
+		{"gzip;q=NaN", ""},
+		{"gzip;q=Inf", ""},
+		{"gzip;q=+Inf", ""},
+		{"gzip;q=0x1p-1", ""},
+		{"gzip;q=1e-1", ""},
+		{"gzip;q=-0", ""},
+		{"gzip;q=.5", ""},
+		{"gzip;q=", ""},
+		{"gzip;q=0.001", "gzip"},
+		{"gzip;q=1.000", "gzip"},
+		{"gzip;q=0.5, zstd;q=0.25", "gzip"},
+		{"gzip;Q=0.5", "gzip"},
+		{"x-gzip", "gzip"}, // RFC 9110 8.4.1.3: the same as gzip
+		{"x-gzip;q=0, gzip", "gzip"},
+		{",,gzip,,", "gzip"},
+		{"zstd;q=0;foo=bar, gzip;level=1", "gzip"},
 	} {
 		var accept []string
 		if c.accept != "" {
