@@ -21,8 +21,9 @@ import (
 // edge's own rules on what not to touch.
 //
 // A response is compressed only when all of these hold: the client accepts
-// the encoding (q-values honoured, identity and q=0 respected); the
-// request is not HEAD and not an upgrade; the status is 2xx other than 204
+// the encoding (q-values honoured, identity and q=0 respected) and did not
+// send Cache-Control: no-transform; the request is not an upgrade (a HEAD
+// gets the headers of the encoded GET, without a body); the status is 2xx other than 204
 // and 206, or an error page (4xx, 5xx); the response has no
 // Content-Encoding, no Cache-Control: no-transform, a compressible
 // Content-Type other than text/event-stream, and a Content-Length that is
@@ -177,6 +178,7 @@ type encodeWriter struct {
 	w      http.ResponseWriter
 	enc    string // what the client accepts: zstd, gzip or ""
 	method string
+	inm    []string // the request's If-None-Match, to recognize our weak ETags on a 304
 
 	wroteHeader bool
 	active      string // the encoding in use, once decided: "" for none
@@ -200,6 +202,18 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// newEncodeWriter returns the encodeWriter of req's response to w, for a
+// route that allows the encodings prefs. A request's Cache-Control:
+// no-transform (RFC 9111 5.2.1.6) asks intermediaries for the body as the
+// origin sent it: it gets no encoding, though the response still varies.
+func newEncodeWriter(w http.ResponseWriter, req *http.Request, prefs []string) *encodeWriter {
+	e := &encodeWriter{w: w, method: req.Method, inm: req.Header["If-None-Match"]}
+	if !noTransform(req.Header) {
+		e.enc = pickEncoding(req.Header["Accept-Encoding"], prefs)
+	}
+	return e
+}
+
 func (e *encodeWriter) Header() http.Header { return e.w.Header() }
 
 func (e *encodeWriter) WriteHeader(code int) {
@@ -212,21 +226,52 @@ func (e *encodeWriter) WriteHeader(code int) {
 	}
 	e.wroteHeader = true
 	h := e.w.Header()
-	if e.eligible(code, h) {
+	switch {
+	case code == http.StatusNotModified:
+		e.notModified(h)
+	case e.eligible(code, h):
 		addVary(h, "Accept-Encoding")
-		if e.enc != "" {
+		switch {
+		case e.enc == "":
+		case e.method == http.MethodHead:
+			// The headers the GET would have (RFC 9110 9.3.2), so that a
+			// cache or a client probing with HEAD sees the same Vary,
+			// ETag and encoding; there is no body to encode.
+			encodedHeaders(h, e.enc)
+		default:
 			e.start(h)
 		}
 	}
 	e.w.WriteHeader(code)
 }
 
+// notModified gives a 304 the validators of the body the client holds: when
+// the client revalidates with the weak ETag an encoded 200 gave it and the
+// upstream answers with the strong one, the 304 names the weak one (else a
+// cache would update its compressed copy to a strong ETag that does not
+// describe it) and varies as the 200 did.
+func (e *encodeWriter) notModified(h http.Header) {
+	et := h.Get("Etag")
+	if et == "" || strings.HasPrefix(et, "W/") || len(e.inm) == 0 {
+		return
+	}
+	weak := "W/" + et
+	for _, v := range e.inm {
+		for tag := range strings.SplitSeq(v, ",") {
+			if strings.TrimSpace(tag) == weak {
+				h.Set("Etag", weak)
+				addVary(h, "Accept-Encoding")
+				return
+			}
+		}
+	}
+}
+
 // eligible reports whether a response with code and h may be compressed at
 // all, for some client: then it varies by Accept-Encoding.
 func (e *encodeWriter) eligible(code int, h http.Header) bool {
 	switch {
-	case e.method == http.MethodHead,
-		code < 200, code == http.StatusNoContent, code == http.StatusPartialContent,
+	case code < 200, code == http.StatusNoContent, code == http.StatusPartialContent,
 		code == http.StatusNotModified, code >= 300 && code < 400,
 		h.Get("Content-Encoding") != "", h["Content-Range"] != nil,
 		noTransform(h), !compressibleType(h.Get("Content-Type")):
@@ -243,15 +288,7 @@ func (e *encodeWriter) eligible(code int, h http.Header) bool {
 // start sets the headers of an encoded response and takes an encoder.
 func (e *encodeWriter) start(h http.Header) {
 	e.active = e.enc
-	h["Content-Encoding"] = []string{e.enc}
-	delete(h, "Content-Length")
-	// Byte ranges of the encoded body are not those of the upstream's.
-	delete(h, "Accept-Ranges")
-	// The encoded body is not byte-identical to what the strong ETag
-	// names; a weak one still lets caches revalidate (as Caddy and nginx).
-	if et := h.Get("Etag"); et != "" && !strings.HasPrefix(et, "W/") {
-		h.Set("Etag", "W/"+et)
-	}
+	encodedHeaders(h, e.enc)
 	e.out = countWriter{w: e.w}
 	switch e.enc {
 	case EncodingZstd:
@@ -260,6 +297,19 @@ func (e *encodeWriter) start(h http.Header) {
 	case EncodingGzip:
 		e.gw = gzipPool.Get().(*gzip.Writer)
 		e.gw.Reset(&e.out)
+	}
+}
+
+// encodedHeaders sets the headers of a response encoded with enc.
+func encodedHeaders(h http.Header, enc string) {
+	h["Content-Encoding"] = []string{enc}
+	delete(h, "Content-Length")
+	// Byte ranges of the encoded body are not those of the upstream's.
+	delete(h, "Accept-Ranges")
+	// The encoded body is not byte-identical to what the strong ETag
+	// names; a weak one still lets caches revalidate (as Caddy and nginx).
+	if et := h.Get("Etag"); et != "" && !strings.HasPrefix(et, "W/") {
+		h.Set("Etag", "W/"+et)
 	}
 }
 
