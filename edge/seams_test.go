@@ -1,0 +1,113 @@
+package edge
+
+import (
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+// TestRefusalsInClientFormat checks the seams between the access rules,
+// forward auth, pools and the error formats: the edge's own 403, 429 and
+// 503 answer in the client's format with their headers, on encode routes
+// too, while the auth server's own refusal passes back as it sent it.
+func TestRefusalsInClientFormat(t *testing.T) {
+	up := newUpstream(t)
+	auth := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/vnd.auth+json")
+		w.Header().Set("Www-Authenticate", `Bearer realm="sso"`)
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = w.Write([]byte(`{"auth":"say who you are"` + strings.Repeat(" ", 2000) + "}"))
+	}))
+	t.Cleanup(auth.Close)
+	var deadURL [2]string
+	for i := range deadURL {
+		dead, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		deadURL[i] = "http://" + dead.Addr().String()
+		dead.Close()
+	}
+	e := startEdge(t, `
+encode: [gzip]
+auth_servers:
+  sso: { url: "${AUTH}" }
+routes:
+  - { path: /ip, to: "${UP}", allow: [10.0.0.0/8] }
+  - { path: /rl, to: "${UP}", rate_limit: { rate: 1/h, burst: 1 } }
+  - { path: /sso, to: "${UP}", forward_auth: sso }
+  - path: /pool
+    to: ["${DEAD}", "${DEAD2}"]
+    passive: { max_fails: 1, fail_timeout: 1m }
+  - { path: /old, redirect: { to: /new }, allow: [10.0.0.0/8] }
+`, map[string]string{"UP": up.URL, "AUTH": auth.URL, "DEAD": deadURL[0], "DEAD2": deadURL[1]})
+	const browser = "text/html,application/xhtml+xml,*/*;q=0.8"
+	e.get(t, "/rl") // the one token
+	for _, c := range []struct {
+		path    string
+		status  int
+		headers []string
+	}{
+		{"/ip", 403, nil},
+		{"/old", 403, nil},
+		{"/rl", 429, []string{"Retry-After", "Ratelimit-Limit", "Ratelimit-Remaining", "Ratelimit-Reset", "Ratelimit-Policy"}},
+		{"/pool", 503, []string{"Retry-After"}},
+	} {
+		for _, accept := range []string{"application/json", browser, ""} {
+			h := []string{"Accept-Encoding: gzip"}
+			if accept != "" {
+				h = append(h, "Accept: "+accept)
+			}
+			var res *http.Response
+			for range 3 { // the pool's first answers may be 502s while it learns both are down
+				res = e.get(t, c.path, h...)
+				if res.StatusCode == c.status {
+					break
+				}
+				_ = body(t, res)
+			}
+			b := []byte(body(t, res))
+			b = decode(t, res.Header.Get("Content-Encoding"), b)
+			if res.StatusCode != c.status {
+				t.Fatalf("%s %q: status %d, want %d: %s", c.path, accept, res.StatusCode, c.status, b)
+			}
+			for _, name := range c.headers {
+				if res.Header.Get(name) == "" {
+					t.Errorf("%s %q: no %s in %v", c.path, accept, name, res.Header)
+				}
+			}
+			ct := res.Header.Get("Content-Type")
+			switch accept {
+			case "application/json":
+				var j struct {
+					Status int `json:"status"`
+				}
+				if !strings.HasPrefix(ct, "application/json") || json.Unmarshal(b, &j) != nil || j.Status != c.status {
+					t.Errorf("%s JSON: %s %q", c.path, ct, b)
+				}
+			case browser:
+				if !strings.HasPrefix(ct, "text/html") || !strings.Contains(string(b), "<title>") {
+					t.Errorf("%s HTML: %s %q", c.path, ct, b)
+				}
+			default:
+				if !strings.HasPrefix(ct, "text/plain") || !strings.HasPrefix(string(b), res.Status[:3]) {
+					t.Errorf("%s text: %s %q", c.path, ct, b)
+				}
+			}
+		}
+	}
+	// The auth server's refusal goes back as it was sent, whatever the
+	// client accepts: its type, its headers, its body, not encoded.
+	for _, accept := range []string{"application/json", browser, ""} {
+		res := e.get(t, "/sso", "Accept-Encoding: gzip", "Accept: "+accept)
+		b := body(t, res)
+		if res.StatusCode != 401 || res.Header.Get("Content-Type") != "application/vnd.auth+json" ||
+			res.Header.Get("Www-Authenticate") != `Bearer realm="sso"` || res.Header.Get("Content-Encoding") != "" ||
+			!strings.HasPrefix(b, `{"auth":"say who you are"`) {
+			t.Errorf("auth server's answer changed for %q: %d %v %q", accept, res.StatusCode, res.Header, b)
+		}
+	}
+}
