@@ -266,7 +266,7 @@ routes:
 // is flushed piece by piece.
 func TestEncodeStreams(t *testing.T) {
 	next := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", r.URL.Query().Get("type"))
 		for i := 0; i < 3; i++ {
 			_, _ = io.WriteString(w, "data: event "+strconv.Itoa(i)+"\n\n")
@@ -279,20 +279,29 @@ func TestEncodeStreams(t *testing.T) {
 				return
 			}
 		}
-	}))
+	})
+	srv, srv2 := httptest.NewServer(h), httptest.NewServer(h)
 	t.Cleanup(srv.Close)
+	t.Cleanup(srv2.Close)
+	// A pool route too: its Transport is the pool, whose streams must
+	// flush through the encoder as the single upstream's do.
 	e := startEdge(t, `
 encode: [zstd, gzip]
 routes:
   - { path: /, to: "${UP}" }
-`, map[string]string{"UP": srv.URL})
-	for _, c := range []struct{ typ, enc string }{
-		{"text/event-stream; charset=utf-8", ""},
-		{"text/plain", "gzip"},
-		{"text/plain", "zstd"},
+  - { path: /pool, to: ["${UP}", "${UP2}"] }
+`, map[string]string{"UP": srv.URL, "UP2": srv2.URL})
+	for _, c := range []struct{ prefix, typ, enc string }{
+		{"", "text/event-stream; charset=utf-8", ""},
+		{"", "text/plain", "gzip"},
+		{"", "text/plain", "zstd"},
+		{"/pool", "text/event-stream; charset=utf-8", ""},
+		{"/pool", "text/event-stream; charset=utf-8", ""},
+		{"/pool", "text/plain", "gzip"},
+		{"/pool", "text/plain", "zstd"},
 	} {
-		t.Run(c.typ+" "+c.enc, func(t *testing.T) {
-			req, _ := http.NewRequest("GET", e.url+"/s?type="+url.QueryEscape(c.typ), nil)
+		t.Run(c.prefix+" "+c.typ+" "+c.enc, func(t *testing.T) {
+			req, _ := http.NewRequest("GET", e.url+c.prefix+"/s?type="+url.QueryEscape(c.typ), nil)
 			req.Header.Set("Accept-Encoding", "gzip, zstd;q=0.9")
 			if c.enc == "zstd" {
 				req.Header.Set("Accept-Encoding", "zstd")
