@@ -5,6 +5,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -109,5 +111,77 @@ routes:
 			!strings.HasPrefix(b, `{"auth":"say who you are"`) {
 			t.Errorf("auth server's answer changed for %q: %d %v %q", accept, res.StatusCode, res.Header, b)
 		}
+	}
+}
+
+// TestReloadResponses checks that a reload applies changes of encode and
+// error_pages, and that a failed reload (a broken page) keeps the old ones.
+func TestReloadResponses(t *testing.T) {
+	up := encodeUpstream(t)
+	dir := t.TempDir()
+	page := filepath.Join(dir, "404.html")
+	if err := os.WriteFile(page, []byte(`<p>first {{.Status}}</p>`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e := startEdge(t, `
+encode: [gzip]
+error_pages: { dir: "${DIR}" }
+routes:
+  - { path: /r, to: "${UP}" }
+  - { path: /rl, to: "${UP}", rate_limit: { rate: 1/h, burst: 1 } }
+`, map[string]string{"UP": up.URL, "DIR": dir})
+	const json = "/r?type=application/json&size=3000"
+	if res := e.get(t, json, "Accept-Encoding: gzip, zstd"); res.Header.Get("Content-Encoding") != "gzip" {
+		t.Fatalf("before: %v", res.Header)
+	}
+	if b := body(t, e.get(t, "/nope", "Accept: text/html")); b != "<p>first 404</p>" {
+		t.Fatalf("first page: %q", b)
+	}
+	e.get(t, "/rl")
+	if res := e.get(t, "/rl"); res.StatusCode != 429 {
+		t.Fatalf("rate limit: %d", res.StatusCode)
+	}
+	if err := os.WriteFile(page, []byte(`<p>second {{.Status}}</p>`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.rewrite(t, `
+encode: [zstd]
+error_pages: { dir: "${DIR}" }
+routes:
+  - { path: /r, to: "${UP}" }
+  - { path: /rl, to: "${UP}", rate_limit: { rate: 1/h, burst: 1 } }
+`)
+	if err := e.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if res := e.get(t, json, "Accept-Encoding: gzip, zstd"); res.Header.Get("Content-Encoding") != "zstd" {
+		t.Errorf("encode change not applied: %v", res.Header)
+	}
+	// The 404 page, read from the directory again by the reload.
+	e.rewrite(t, `
+encode: [zstd]
+error_pages: { dir: "${DIR}" }
+routes:
+  - { path: /r, to: "${UP}" }
+  - { path: /rl, to: "${UP}", rate_limit: { rate: 1/h, burst: 1 } }
+`)
+	if err := e.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if b := body(t, e.get(t, "/nope", "Accept: text/html")); b != "<p>second 404</p>" {
+		t.Errorf("error page change not applied: %q", b)
+	}
+	if res := e.get(t, "/rl"); res.StatusCode != 429 {
+		t.Errorf("rate-limit state lost by a reload that kept the route: %d", res.StatusCode)
+	}
+	// A broken page fails the reload and keeps everything as it was.
+	if err := os.WriteFile(page, []byte(`<p>{{.Broken</p>`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Reload(); err == nil {
+		t.Fatal("a broken error page reloaded")
+	}
+	if b := body(t, e.get(t, "/nope", "Accept: text/html")); b != "<p>second 404</p>" {
+		t.Errorf("after a failed reload: %q", b)
 	}
 }
