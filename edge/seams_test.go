@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -183,5 +184,45 @@ routes:
 	}
 	if b := body(t, e.get(t, "/nope", "Accept: text/html")); b != "<p>second 404</p>" {
 		t.Errorf("after a failed reload: %q", b)
+	}
+}
+
+// TestForwardAuthCacheScope checks that a cached 2xx is reused only for
+// the same request: auth servers decide per method, host, path and client
+// network (Authelia's access_control rules), so a 2xx for a public page
+// must not let the same cookie into the admin page for the cache's TTL.
+func TestForwardAuthCacheScope(t *testing.T) {
+	up := newUpstream(t)
+	var calls atomic.Int64
+	auth := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		uri := r.Header.Get("X-Forwarded-Uri")
+		if strings.HasPrefix(uri, "/app/admin") || r.Header.Get("X-Forwarded-Method") == "DELETE" {
+			w.WriteHeader(http.StatusForbidden)
+			return
+		}
+		w.Header().Set("X-Auth-Request-User", "alice")
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(auth.Close)
+	e := startEdge(t, `
+auth_servers:
+  sso: { url: "${AUTH}", copy_headers: [X-Auth-Request-User], cache_ttl: 1m }
+routes:
+  - { path: /app, to: "${UP}", forward_auth: sso }
+`, map[string]string{"UP": up.URL, "AUTH": auth.URL})
+	for range 3 {
+		if res := e.get(t, "/app/public", "Cookie: s=1"); res.StatusCode != 200 {
+			t.Fatalf("public: %d", res.StatusCode)
+		}
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("%d checks for three identical requests, want 1 (cached)", n)
+	}
+	if res := e.get(t, "/app/admin", "Cookie: s=1"); res.StatusCode != 403 {
+		t.Errorf("admin page let through by the public page's cached 2xx: %d", res.StatusCode)
+	}
+	if res := e.do(t, "DELETE", "/app/public", nil, "Cookie: s=1"); res.StatusCode != 403 {
+		t.Errorf("DELETE let through by the GET's cached 2xx: %d", res.StatusCode)
 	}
 }
