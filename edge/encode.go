@@ -58,7 +58,7 @@ var (
 
 // pickEncoding returns the encoding of prefs (in the edge's order of
 // preference) that the Accept-Encoding values rate highest, or "" for
-// none. An encoding the client gives q=0, or one it does not name when it
+// none, or when the client rates identity by name above it. An encoding the client gives q=0, or one it does not name when it
 // names no "*", is not acceptable.
 func pickEncoding(accept []string, prefs []string) string {
 	if len(accept) == 0 || len(prefs) == 0 {
@@ -90,7 +90,25 @@ func pickEncoding(accept []string, prefs []string) string {
 			best, bestQ = enc, q
 		}
 	}
+	if best != "" && identityQ(accept) > bestQ {
+		return "" // the client rates the body as it is above any encoding
+	}
 	return best
+}
+
+// identityQ returns the q the client gives identity by name, or -1 when it
+// does not name it (then it ranks below every named encoding).
+func identityQ(accept []string) float64 {
+	q := -1.0
+	for _, line := range accept {
+		for part := range strings.SplitSeq(line, ",") {
+			name, params, _ := strings.Cut(part, ";")
+			if strings.EqualFold(strings.TrimSpace(name), "identity") {
+				q = qValue(params)
+			}
+		}
+	}
+	return q
 }
 
 // qValue returns the q parameter in params (";q=0.5"), 1 when absent, 0

@@ -54,6 +54,12 @@ func TestPickEncoding(t *testing.T) {
 		{"x-gzip", "gzip"}, // RFC 9110 8.4.1.3: the same as gzip
 		{"x-gzip;q=0, gzip", "gzip"},
 		{",,gzip,,", "gzip"},
+		// A client that rates identity above every encoding gets identity.
+		{"identity;q=1, gzip;q=0.5", ""},
+		{"gzip;q=0.5, identity", ""},
+		{"gzip, identity;q=0.5", "gzip"},
+		{"identity, gzip", "gzip"}, // equal: the smaller body
+		{"*;q=0.5, identity;q=0.9", ""},
 		{"zstd;q=0;foo=bar, gzip;level=1", "gzip"},
 	} {
 		var accept []string
