@@ -1,7 +1,9 @@
 package edge
 
 import (
+	"context"
 	"encoding/json"
+	"github.com/coder/websocket"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -10,6 +12,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestRefusalsInClientFormat checks the seams between the access rules,
@@ -224,5 +227,59 @@ routes:
 	}
 	if res := e.do(t, "DELETE", "/app/public", nil, "Cookie: s=1"); res.StatusCode != 403 {
 		t.Errorf("DELETE let through by the GET's cached 2xx: %d", res.StatusCode)
+	}
+}
+
+// TestEncodeWebsocket checks that a websocket through an encode route,
+// single upstream or pool, is handed over untouched: the 101 carries no
+// Content-Encoding and the messages pass both ways.
+func TestEncodeWebsocket(t *testing.T) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.CloseNow()
+		for {
+			typ, b, err := c.Read(r.Context())
+			if err != nil {
+				return
+			}
+			if err := c.Write(r.Context(), typ, append([]byte("echo "), b...)); err != nil {
+				return
+			}
+		}
+	})
+	a, b := httptest.NewServer(h), httptest.NewServer(h)
+	t.Cleanup(a.Close)
+	t.Cleanup(b.Close)
+	e := startEdge(t, `
+encode: [zstd, gzip]
+routes:
+  - { path: /ws, to: "${A}" }
+  - { path: /pool, to: ["${A}", "${B}"] }
+`, map[string]string{"A": a.URL, "B": b.URL})
+	for _, path := range []string{"/ws", "/pool", "/pool"} {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		c, res, err := websocket.Dial(ctx, "ws://"+e.addr+path, &websocket.DialOptions{
+			HTTPHeader: http.Header{"Accept-Encoding": {"gzip, zstd"}, "Accept": {"application/json"}},
+		})
+		if err != nil {
+			cancel()
+			t.Fatalf("%s: %v", path, err)
+		}
+		if res.Header.Get("Content-Encoding") != "" {
+			t.Errorf("%s: 101 with Content-Encoding %q", path, res.Header.Get("Content-Encoding"))
+		}
+		msg := strings.Repeat(`{"x":1}`, 200)
+		if err := c.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		_, got, err := c.Read(ctx)
+		if err != nil || string(got) != "echo "+msg {
+			t.Errorf("%s: echo %v %.40q", path, err, got)
+		}
+		c.Close(websocket.StatusNormalClosure, "")
+		cancel()
 	}
 }
