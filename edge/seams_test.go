@@ -3,7 +3,6 @@ package edge
 import (
 	"context"
 	"encoding/json"
-	"github.com/coder/websocket"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -13,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 )
 
 // TestRefusalsInClientFormat checks the seams between the access rules,
