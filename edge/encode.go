@@ -21,8 +21,9 @@ import (
 // edge's own rules on what not to touch.
 //
 // A response is compressed only when all of these hold: the client accepts
-// the encoding (q-values honoured, identity and q=0 respected); the
-// request is not HEAD and not an upgrade; the status is 2xx other than 204
+// the encoding (q-values honoured, identity and q=0 respected) and did not
+// send Cache-Control: no-transform; the request is not an upgrade (a HEAD
+// gets the headers of the encoded GET, without a body); the status is 2xx other than 204
 // and 206, or an error page (4xx, 5xx); the response has no
 // Content-Encoding, no Cache-Control: no-transform, a compressible
 // Content-Type other than text/event-stream, and a Content-Length that is
@@ -57,7 +58,7 @@ var (
 
 // pickEncoding returns the encoding of prefs (in the edge's order of
 // preference) that the Accept-Encoding values rate highest, or "" for
-// none. An encoding the client gives q=0, or one it does not name when it
+// none, or when the client rates identity by name above it. An encoding the client gives q=0, or one it does not name when it
 // names no "*", is not acceptable.
 func pickEncoding(accept []string, prefs []string) string {
 	if len(accept) == 0 || len(prefs) == 0 {
@@ -71,6 +72,9 @@ func pickEncoding(accept []string, prefs []string) string {
 				name, params, _ := strings.Cut(part, ";")
 				name = strings.TrimSpace(name)
 				v := qValue(params)
+				if strings.EqualFold(name, "x-gzip") {
+					name = EncodingGzip // RFC 9110 8.4.1.3: the same coding
+				}
 				switch {
 				case strings.EqualFold(name, enc):
 					q = v
@@ -86,7 +90,25 @@ func pickEncoding(accept []string, prefs []string) string {
 			best, bestQ = enc, q
 		}
 	}
+	if best != "" && identityQ(accept) > bestQ {
+		return "" // the client rates the body as it is above any encoding
+	}
 	return best
+}
+
+// identityQ returns the q the client gives identity by name, or -1 when it
+// does not name it (then it ranks below every named encoding).
+func identityQ(accept []string) float64 {
+	q := -1.0
+	for _, line := range accept {
+		for part := range strings.SplitSeq(line, ",") {
+			name, params, _ := strings.Cut(part, ";")
+			if strings.EqualFold(strings.TrimSpace(name), "identity") {
+				q = qValue(params)
+			}
+		}
+	}
+	return q
 }
 
 // qValue returns the q parameter in params (";q=0.5"), 1 when absent, 0
@@ -98,13 +120,35 @@ func qValue(params string) float64 {
 		if !ok || !strings.EqualFold(strings.TrimSpace(k), "q") {
 			continue
 		}
-		q, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-		if err != nil || q < 0 || q > 1 {
-			return 0
-		}
-		return q
+		return parseQ(strings.TrimSpace(v))
 	}
 	return 1
+}
+
+// parseQ parses a qvalue: "0" or "1", optionally followed by "." and
+// digits (RFC 9110 12.4.2 allows three; more are tolerated). Anything else
+// is malformed, 0: strconv.ParseFloat would take "NaN", "Inf", "1e-1" and
+// "0x1p-1", and a NaN compares false with every q, winning ties it
+// should lose.
+func parseQ(v string) float64 {
+	if v == "" || v[0] != '0' && v[0] != '1' {
+		return 0
+	}
+	if len(v) > 1 {
+		if v[1] != '.' {
+			return 0
+		}
+		for i := 2; i < len(v); i++ {
+			if v[i] < '0' || v[i] > '9' {
+				return 0
+			}
+		}
+	}
+	q, err := strconv.ParseFloat(v, 64)
+	if err != nil || q > 1 {
+		return 0
+	}
+	return q
 }
 
 // compressibleType reports whether a Content-Type is text-like enough to be
@@ -152,6 +196,7 @@ type encodeWriter struct {
 	w      http.ResponseWriter
 	enc    string // what the client accepts: zstd, gzip or ""
 	method string
+	inm    []string // the request's If-None-Match, to recognize our weak ETags on a 304
 
 	wroteHeader bool
 	active      string // the encoding in use, once decided: "" for none
@@ -175,6 +220,18 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
+// newEncodeWriter returns the encodeWriter of req's response to w, for a
+// route that allows the encodings prefs. A request's Cache-Control:
+// no-transform (RFC 9111 5.2.1.6) asks intermediaries for the body as the
+// origin sent it: it gets no encoding, though the response still varies.
+func newEncodeWriter(w http.ResponseWriter, req *http.Request, prefs []string) *encodeWriter {
+	e := &encodeWriter{w: w, method: req.Method, inm: req.Header["If-None-Match"]}
+	if !noTransform(req.Header) {
+		e.enc = pickEncoding(req.Header["Accept-Encoding"], prefs)
+	}
+	return e
+}
+
 func (e *encodeWriter) Header() http.Header { return e.w.Header() }
 
 func (e *encodeWriter) WriteHeader(code int) {
@@ -187,21 +244,52 @@ func (e *encodeWriter) WriteHeader(code int) {
 	}
 	e.wroteHeader = true
 	h := e.w.Header()
-	if e.eligible(code, h) {
+	switch {
+	case code == http.StatusNotModified:
+		e.notModified(h)
+	case e.eligible(code, h):
 		addVary(h, "Accept-Encoding")
-		if e.enc != "" {
+		switch {
+		case e.enc == "":
+		case e.method == http.MethodHead:
+			// The headers the GET would have (RFC 9110 9.3.2), so that a
+			// cache or a client probing with HEAD sees the same Vary,
+			// ETag and encoding; there is no body to encode.
+			encodedHeaders(h, e.enc)
+		default:
 			e.start(h)
 		}
 	}
 	e.w.WriteHeader(code)
 }
 
+// notModified gives a 304 the validators of the body the client holds: when
+// the client revalidates with the weak ETag an encoded 200 gave it and the
+// upstream answers with the strong one, the 304 names the weak one (else a
+// cache would update its compressed copy to a strong ETag that does not
+// describe it) and varies as the 200 did.
+func (e *encodeWriter) notModified(h http.Header) {
+	et := h.Get("Etag")
+	if et == "" || strings.HasPrefix(et, "W/") || len(e.inm) == 0 {
+		return
+	}
+	weak := "W/" + et
+	for _, v := range e.inm {
+		for tag := range strings.SplitSeq(v, ",") {
+			if strings.TrimSpace(tag) == weak {
+				h.Set("Etag", weak)
+				addVary(h, "Accept-Encoding")
+				return
+			}
+		}
+	}
+}
+
 // eligible reports whether a response with code and h may be compressed at
 // all, for some client: then it varies by Accept-Encoding.
 func (e *encodeWriter) eligible(code int, h http.Header) bool {
 	switch {
-	case e.method == http.MethodHead,
-		code < 200, code == http.StatusNoContent, code == http.StatusPartialContent,
+	case code < 200, code == http.StatusNoContent, code == http.StatusPartialContent,
 		code == http.StatusNotModified, code >= 300 && code < 400,
 		h.Get("Content-Encoding") != "", h["Content-Range"] != nil,
 		noTransform(h), !compressibleType(h.Get("Content-Type")):
@@ -218,15 +306,7 @@ func (e *encodeWriter) eligible(code int, h http.Header) bool {
 // start sets the headers of an encoded response and takes an encoder.
 func (e *encodeWriter) start(h http.Header) {
 	e.active = e.enc
-	h["Content-Encoding"] = []string{e.enc}
-	delete(h, "Content-Length")
-	// Byte ranges of the encoded body are not those of the upstream's.
-	delete(h, "Accept-Ranges")
-	// The encoded body is not byte-identical to what the strong ETag
-	// names; a weak one still lets caches revalidate (as Caddy and nginx).
-	if et := h.Get("Etag"); et != "" && !strings.HasPrefix(et, "W/") {
-		h.Set("Etag", "W/"+et)
-	}
+	encodedHeaders(h, e.enc)
 	e.out = countWriter{w: e.w}
 	switch e.enc {
 	case EncodingZstd:
@@ -235,6 +315,19 @@ func (e *encodeWriter) start(h http.Header) {
 	case EncodingGzip:
 		e.gw = gzipPool.Get().(*gzip.Writer)
 		e.gw.Reset(&e.out)
+	}
+}
+
+// encodedHeaders sets the headers of a response encoded with enc.
+func encodedHeaders(h http.Header, enc string) {
+	h["Content-Encoding"] = []string{enc}
+	delete(h, "Content-Length")
+	// Byte ranges of the encoded body are not those of the upstream's.
+	delete(h, "Accept-Ranges")
+	// The encoded body is not byte-identical to what the strong ETag
+	// names; a weak one still lets caches revalidate (as Caddy and nginx).
+	if et := h.Get("Etag"); et != "" && !strings.HasPrefix(et, "W/") {
+		h.Set("Etag", "W/"+et)
 	}
 }
 

@@ -38,6 +38,29 @@ func TestPickEncoding(t *testing.T) {
 		{"gzip;q=abc", ""}, // malformed q: not clearly asked for
 		{"gzip;q=2", ""},
 		{" gzip ; q=0.8 ", "gzip"},
+		// q is a qvalue (RFC 9110 12.4.2), not any float ParseFloat takes.
+		{"gzip;q=NaN", ""},
+		{"gzip;q=Inf", ""},
+		{"gzip;q=+Inf", ""},
+		{"gzip;q=0x1p-1", ""},
+		{"gzip;q=1e-1", ""},
+		{"gzip;q=-0", ""},
+		{"gzip;q=.5", ""},
+		{"gzip;q=", ""},
+		{"gzip;q=0.001", "gzip"},
+		{"gzip;q=1.000", "gzip"},
+		{"gzip;q=0.5, zstd;q=0.25", "gzip"},
+		{"gzip;Q=0.5", "gzip"},
+		{"x-gzip", "gzip"}, // RFC 9110 8.4.1.3: the same as gzip
+		{"x-gzip;q=0, gzip", "gzip"},
+		{",,gzip,,", "gzip"},
+		// A client that rates identity above every encoding gets identity.
+		{"identity;q=1, gzip;q=0.5", ""},
+		{"gzip;q=0.5, identity", ""},
+		{"gzip, identity;q=0.5", "gzip"},
+		{"identity, gzip", "gzip"}, // equal: the smaller body
+		{"*;q=0.5, identity;q=0.9", ""},
+		{"zstd;q=0;foo=bar, gzip;level=1", "gzip"},
 	} {
 		var accept []string
 		if c.accept != "" {
@@ -151,7 +174,7 @@ routes:
 		{"no-transform", "/r?type=text/plain&size=4000&h=Cache-Control:public,+no-transform", "gzip", "", "", false},
 		{"event stream", "/r?type=text/event-stream&size=4000", "gzip", "", "", false},
 		{"partial", "/r?type=text/plain&size=4000&status=206&h=Content-Range:bytes+0-3999/9000", "gzip", "", "", false},
-		{"head", "/r?type=text/plain&size=4000", "gzip", "HEAD", "", false},
+		{"head: the GET's headers", "/r?type=text/plain&size=4000", "gzip", "HEAD", "gzip", true},
 		{"no content", "/r?type=text/plain&size=0&status=204", "gzip", "", "", false},
 		{"route off", "/plain/r?type=application/json&size=4000", "gzip", "", "", false},
 		{"route gzip only", "/gz/r?type=application/json&size=4000", "zstd, gzip", "", "gzip", true},
@@ -249,7 +272,7 @@ routes:
 // is flushed piece by piece.
 func TestEncodeStreams(t *testing.T) {
 	next := make(chan struct{})
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", r.URL.Query().Get("type"))
 		for i := 0; i < 3; i++ {
 			_, _ = io.WriteString(w, "data: event "+strconv.Itoa(i)+"\n\n")
@@ -262,20 +285,29 @@ func TestEncodeStreams(t *testing.T) {
 				return
 			}
 		}
-	}))
+	})
+	srv, srv2 := httptest.NewServer(h), httptest.NewServer(h)
 	t.Cleanup(srv.Close)
+	t.Cleanup(srv2.Close)
+	// A pool route too: its Transport is the pool, whose streams must
+	// flush through the encoder as the single upstream's do.
 	e := startEdge(t, `
 encode: [zstd, gzip]
 routes:
   - { path: /, to: "${UP}" }
-`, map[string]string{"UP": srv.URL})
-	for _, c := range []struct{ typ, enc string }{
-		{"text/event-stream; charset=utf-8", ""},
-		{"text/plain", "gzip"},
-		{"text/plain", "zstd"},
+  - { path: /pool, to: ["${UP}", "${UP2}"] }
+`, map[string]string{"UP": srv.URL, "UP2": srv2.URL})
+	for _, c := range []struct{ prefix, typ, enc string }{
+		{"", "text/event-stream; charset=utf-8", ""},
+		{"", "text/plain", "gzip"},
+		{"", "text/plain", "zstd"},
+		{"/pool", "text/event-stream; charset=utf-8", ""},
+		{"/pool", "text/event-stream; charset=utf-8", ""},
+		{"/pool", "text/plain", "gzip"},
+		{"/pool", "text/plain", "zstd"},
 	} {
-		t.Run(c.typ+" "+c.enc, func(t *testing.T) {
-			req, _ := http.NewRequest("GET", e.url+"/s?type="+url.QueryEscape(c.typ), nil)
+		t.Run(c.prefix+" "+c.typ+" "+c.enc, func(t *testing.T) {
+			req, _ := http.NewRequest("GET", e.url+c.prefix+"/s?type="+url.QueryEscape(c.typ), nil)
 			req.Header.Set("Accept-Encoding", "gzip, zstd;q=0.9")
 			if c.enc == "zstd" {
 				req.Header.Set("Accept-Encoding", "zstd")
@@ -353,5 +385,79 @@ func BenchmarkEncodeWriter(b *testing.B) {
 			}
 			b.ReportMetric(float64(out)/float64(len(payload)), "ratio")
 		})
+	}
+}
+
+// TestEncodeHeadAnd304 checks that a HEAD and a 304 carry the headers the
+// GET would have: a cache that stores the compressed GET must not see its
+// Vary or its weak ETag change on a HEAD or on revalidation.
+func TestEncodeHeadAnd304(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Etag", `"v1"`)
+		w.Header().Set("Content-Type", "application/json")
+		if inm := r.Header.Get("If-None-Match"); inm == `"v1"` || inm == `W/"v1"` {
+			w.WriteHeader(http.StatusNotModified) // weak comparison, as RFC 9110 13.1.2
+			return
+		}
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(testPayload(3000)))
+	}))
+	t.Cleanup(up.Close)
+	e := startEdge(t, `
+encode: [gzip]
+routes:
+  - { path: /, to: "${UP}" }
+`, map[string]string{"UP": up.URL})
+	get := e.get(t, "/x", "Accept-Encoding: gzip")
+	_ = body(t, get)
+	head := e.do(t, http.MethodHead, "/x", nil, "Accept-Encoding: gzip")
+	_ = body(t, head)
+	for _, k := range []string{"Content-Encoding", "Etag", "Vary"} {
+		if g, h := get.Header.Get(k), head.Header.Get(k); g != h {
+			t.Errorf("HEAD %s %q, GET %q", k, h, g)
+		}
+	}
+	if cl := head.Header.Get("Content-Length"); cl == "3000" {
+		t.Errorf("HEAD Content-Length %s: the identity length of a body GET sends gzipped", cl)
+	}
+	// Without Accept-Encoding the HEAD still varies, and keeps its length.
+	head = e.do(t, http.MethodHead, "/x", nil)
+	_ = body(t, head)
+	if head.Header.Get("Vary") != "Accept-Encoding" || head.Header.Get("Content-Encoding") != "" || head.Header.Get("Content-Length") != "3000" {
+		t.Errorf("HEAD without Accept-Encoding: %v", head.Header)
+	}
+	// Revalidating the compressed copy: the 304 names the ETag the client
+	// holds (weak) and varies as the 200 did.
+	nm := e.get(t, "/x", "Accept-Encoding: gzip", `If-None-Match: W/"v1"`)
+	_ = body(t, nm)
+	if nm.StatusCode != http.StatusNotModified {
+		t.Fatalf("status %d", nm.StatusCode)
+	}
+	if got := nm.Header.Get("Etag"); got != `W/"v1"` {
+		t.Errorf("304 ETag %q, want the weak one the 200 gave", got)
+	}
+	if got := nm.Header.Get("Vary"); got != "Accept-Encoding" {
+		t.Errorf("304 Vary %q", got)
+	}
+	// A 304 for an uncompressed copy keeps the strong ETag.
+	nm = e.get(t, "/x", `If-None-Match: "v1"`)
+	_ = body(t, nm)
+	if got := nm.Header.Get("Etag"); got != `"v1"` {
+		t.Errorf("304 ETag %q for a client holding the identity body", got)
+	}
+}
+
+// TestEncodeRequestNoTransform checks that a client's Cache-Control:
+// no-transform (RFC 9111 5.2.1.6) gets the body as the upstream sent it.
+func TestEncodeRequestNoTransform(t *testing.T) {
+	up := encodeUpstream(t)
+	e := startEdge(t, `
+encode: [gzip]
+routes:
+  - { path: /, to: "${UP}" }
+`, map[string]string{"UP": up.URL})
+	res := e.get(t, "/r?type=application/json&size=3000", "Accept-Encoding: gzip", "Cache-Control: no-cache, no-transform")
+	b := body(t, res)
+	if res.Header.Get("Content-Encoding") != "" || len(b) != 3000 {
+		t.Errorf("encoded despite the request's no-transform: %v", res.Header)
 	}
 }

@@ -52,7 +52,8 @@ func negotiateError(accept []string) errorFormat {
 			} {
 				spec := 0
 				switch {
-				case slices.Contains(exact, mt):
+				case slices.Contains(exact, mt),
+					errorFormat(f) == formatJSON && strings.HasSuffix(mt, "+json"): // application/vnd.github+json
 					spec = 3
 				case mt == strings.SplitN(exact[0], "/", 2)[0]+"/*":
 					spec = 2

@@ -34,6 +34,13 @@ func TestNegotiateError(t *testing.T) {
 		{"application/json;q=0", formatText},
 		{"image/png", formatText},
 		{"TEXT/HTML", formatHTML},
+		// A malformed q is 0, never a NaN that beats everything.
+		{"text/html;q=NaN", formatText},
+		{"text/html;q=NaN, application/json;q=0.1", formatJSON},
+		// Vendor JSON types (GitHub, JSON:API) are JSON.
+		{"application/vnd.github+json", formatJSON},
+		{"application/vnd.api+json, text/html;q=0.5", formatJSON},
+		{"application/json ; q=0.9 , text/html ; q=0.8", formatJSON},
 	} {
 		var accept []string
 		if c.accept != "" {

@@ -84,24 +84,6 @@ var fwdRequestHeaders = []string{"Accept", "User-Agent", "X-Requested-With", "X-
 // answers the client and returns false when r may not pass; on true, the
 // copy headers of the server's answer are on r.
 func (fa *forwardAuth) check(t *table, rt *route, ex *exchange, r *http.Request, clean string) bool {
-	var key [32]byte
-	if fa.cache != nil {
-		key = fa.cache.key(fa.route, r.Header["Cookie"], fa.authorization(r))
-		if h, ok := fa.cache.get(key, time.Now()); ok {
-			for name, v := range h {
-				r.Header[name] = v[:len(v):len(v)] // an append must not reach the cache
-			}
-			fa.allowed.Inc()
-			return true
-		}
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), fa.srv.Timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fa.url, nil)
-	if err != nil {
-		fa.fail(ex, r, rt)
-		return false
-	}
 	c := t.clientOf(r)
 	proto, host := "http", r.Host
 	if r.TLS != nil {
@@ -119,6 +101,29 @@ func (fa *forwardAuth) check(t *table, rt *route, ex *exchange, r *http.Request,
 	uri := clean
 	if r.URL.RawQuery != "" {
 		uri += "?" + r.URL.RawQuery
+	}
+	var key [32]byte
+	if fa.cache != nil {
+		// Everything the auth server is told about the request is in the
+		// key: it may decide by method, host, path or client network
+		// (Authelia's access_control), so a 2xx for one page is no
+		// verdict on another.
+		key = fa.cache.key(fa.route, r.Header["Cookie"], fa.authorization(r),
+			[]string{r.Method, proto, host, uri, ex.entry.clientIP})
+		if h, ok := fa.cache.get(key, time.Now()); ok {
+			for name, v := range h {
+				r.Header[name] = v[:len(v):len(v)] // an append must not reach the cache
+			}
+			fa.allowed.Inc()
+			return true
+		}
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), fa.srv.Timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, fa.url, nil)
+	if err != nil {
+		fa.fail(ex, r, rt)
+		return false
 	}
 	h := req.Header
 	h["X-Forwarded-Method"] = []string{r.Method}
@@ -255,9 +260,10 @@ func stripHeaders(h http.Header, lower []string) {
 	}
 }
 
-// fwdCache remembers the 2xx answers of an auth server, per route and per
-// Cookie and Authorization, for a short TTL: a dashboard polling every few
-// seconds then costs one round trip per TTL instead of one per request.
+// fwdCache remembers the 2xx answers of an auth server, per route, Cookie,
+// Authorization and request (method, proto, host, URI, client IP), for a
+// short TTL: a dashboard polling the same URLs every few seconds then costs
+// one round trip per URL and TTL instead of one per request.
 // Keys are SHA-256 of a per-process salt and those values, so the cache
 // holds no cookie.
 type fwdCache struct {
@@ -280,10 +286,10 @@ func newFwdCache(ttl time.Duration, max int) *fwdCache {
 	return c
 }
 
-func (c *fwdCache) key(route string, cookie, authorization []string) [32]byte {
+func (c *fwdCache) key(route string, cookie, authorization, request []string) [32]byte {
 	h := sha256.New()
 	h.Write(c.salt[:])
-	for _, part := range [][]string{{route}, cookie, authorization} {
+	for _, part := range [][]string{{route}, cookie, authorization, request} {
 		for _, v := range part {
 			h.Write([]byte(v))
 			h.Write([]byte{0})

@@ -308,7 +308,7 @@ func (s *Server) proxyError(r *route, w http.ResponseWriter, req *http.Request, 
 		return
 	case errors.As(err, &noHealthy):
 		kind, status, body = "no_healthy", http.StatusServiceUnavailable, r.noHealthy
-		w.Header().Set("Retry-After", strconv.Itoa(int((noHealthy.RetryAfter+time.Second-1)/time.Second)))
+		w.Header().Set("Retry-After", strconv.FormatInt(ceilSeconds(noHealthy.RetryAfter), 10)) // at least 1: "0" invites a hot loop
 	case isTimeout(err):
 		kind, status, body = "timeout", http.StatusGatewayTimeout, r.timeout
 	case errors.Is(err, syscall.ECONNREFUSED):

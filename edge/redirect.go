@@ -22,9 +22,11 @@ func redirectTarget(r Route, path, rawQuery string) (string, bool) {
 		}
 		// rest is "" or starts with '/': the normalized path has no
 		// repeated slash, so it cannot make "//host", an open redirect.
-		target = strings.TrimSuffix(target, "/") + rest
-		if target == "" {
-			target = "/"
+		// The route's own path goes to the target as the operator wrote it
+		// ("/moved" to "https://example.com/new/", slash kept); what
+		// follows it is joined without doubling the slash.
+		if rest != "" {
+			target = strings.TrimSuffix(target, "/") + rest
 		}
 	}
 	switch {

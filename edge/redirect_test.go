@@ -31,7 +31,8 @@ routes:
 		{"GET", "/old-docs/../old-docs/a", 308, "/docs/a"},
 		{"GET", "/old-docs//evil.example", 308, "/docs/evil.example"},
 		{"GET", "/moved/page?q=1", 301, "https://example.com/new/page?q=1"},
-		{"GET", "/moved", 301, "https://example.com/new"},
+		{"GET", "/moved", 301, "https://example.com/new/"}, // the target as written
+		{"GET", "/moved/", 301, "https://example.com/new/"},
 		{"GET", "/home/anything?x=2", 302, "/?from=home&x=2"},
 	} {
 		req, _ := http.NewRequest(c.method, e.url+c.path, nil)

@@ -399,7 +399,7 @@ func (s *Server) serve(t *table, ex *exchange, r *http.Request, hasPath bool) {
 	if len(rt.encode) > 0 && r.Header["Upgrade"] == nil {
 		// Wrapped even when the client accepts no encoding: the response
 		// still varies by Accept-Encoding.
-		ew := &encodeWriter{w: w, enc: pickEncoding(r.Header["Accept-Encoding"], rt.encode), method: r.Method}
+		ew := newEncodeWriter(w, r, rt.encode)
 		s.forward(t, ex, rt, ew, r)
 		var in, out int64
 		e.encoding, in, out = ew.close()
