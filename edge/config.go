@@ -866,8 +866,9 @@ func (l *loader) route(cfg *Config, n *yaml.Node, i int) (Route, bool) {
 				return
 			}
 			// A fully qualified name's trailing dot is dropped, as hostKey
-			// drops it from requests.
-			if t := strings.TrimSuffix(h, "."); t == "" || strings.ContainsAny(t, "/:@ ") {
+			// drops it from requests. A host no valid Host header spells
+			// (validHost) would be a route nothing reaches.
+			if t := strings.TrimSuffix(h, "."); t == "" || strings.ContainsAny(t, "/:@ ") || !validHost(t) {
 				l.errorf(v, "%s: bad host %q (want a name without port)", w, h)
 				return
 			}

@@ -135,6 +135,8 @@ func TestLoadErrors(t *testing.T) {
 			[]string{`line 3: routes[1]: duplicate route path "x.test/a" (first at line 2)`}},
 		{"bad host", "routes:\n  - { path: /a, to: \"${UP}\", host: \"x.test:80\" }",
 			[]string{`line 2: routes[0].host: bad host "x.test:80" (want a name without port)`}},
+		{"host no request can spell", "routes:\n  - { path: /a, to: \"${UP}\", host: \"127.0.0.01\" }\n  - { path: /b, to: \"${UP}\", host: \"a..test\" }",
+			[]string{`line 2: routes[0].host: bad host "127.0.0.01" (want a name without port)`, `line 3: routes[1].host: bad host "a..test" (want a name without port)`}},
 		{"unknown user set", "routes:\n  - { path: /, to: \"${UP}\", auth: admin }",
 			[]string{`line 2: routes[0].auth: unknown user set "admin"`}},
 		// pass_auth without auth forwards the client's own Authorization

@@ -1,5 +1,7 @@
 package edge
 
+import "net/netip"
+
 // Host headers are checked as nginx does (ngx_http_validate_host), and
 // stricter: a Host the edge cannot read exactly one way is refused with 400,
 // so that no spelling of a host reaches a host route's upstream through the
@@ -34,6 +36,9 @@ func validHost(host string) bool {
 				return false
 			}
 		}
+		if a, err := netip.ParseAddr(host[1:end]); err != nil || !a.Is6() {
+			return false // "[:::::]", "[1.2.3.4]": no address
+		}
 		rest := host[end+1:]
 		if rest == "" {
 			return true
@@ -67,7 +72,27 @@ func validHost(host string) bool {
 			return false
 		}
 	}
-	return true
+	return canonicalIPv4(name)
+}
+
+// canonicalIPv4 reports whether name, a valid name, is not an IPv4 address
+// in another spelling than the dotted quad route hosts are written in: a
+// name whose last label is all digits (no top-level domain is) must be one.
+// "127.0.0.01", "2130706433", "0x7f.1" and "127.1" would otherwise reach the
+// routes without a host while an upstream, or a resolver, may read them as
+// 127.0.0.1.
+func canonicalIPv4(name string) bool {
+	ip := name
+	if ip[len(ip)-1] == '.' {
+		ip = ip[:len(ip)-1]
+	}
+	for i := len(ip) - 1; i >= 0 && ip[i] != '.'; i-- {
+		if ip[i] < '0' || ip[i] > '9' {
+			return true
+		}
+	}
+	a, err := netip.ParseAddr(ip)
+	return err == nil && a.Is4()
 }
 
 // validPort reports whether p is 1 to 5 digits of a value up to 65535.

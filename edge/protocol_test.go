@@ -79,6 +79,9 @@ func TestValidHost(t *testing.T) {
 		"": true, "a": true, "a.b": true, "a.b.": true, "a:1": true, "a:65535": true, "[::1]": true, "[::1]:8": true,
 		"a:65536": false, "a:": false, "a:+1": false, "a:1:1": false, "a..b": false, ".a": false, "a b": false,
 		"[::1]1": false, "[": false, "[]": false, "a:٣": false, "ä.test": false,
+		"127.0.0.1": true, "127.0.0.1.:80": true, "10.0.0.1:8": true, "a.b2": true, "1a.2b": true, "[::ffff:1.2.3.4]": true,
+		"127.0.0.01": false, "2130706433": false, "0x7f.1": false, "127.1": false, "a.123": false, "1.2.3.4.5": false,
+		"256.0.0.1": false, "[:::::]": false, "[1.2.3.4]": false, "[::1::2]:80": false,
 	} {
 		if got := validHost(h); got != want {
 			t.Errorf("validHost(%q) = %v, want %v", h, got, want)

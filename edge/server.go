@@ -339,6 +339,11 @@ func (s *Server) serve(t *table, ex *exchange, r *http.Request, hasPath bool) {
 		return
 	}
 	ex.route = rt
+	if !t.cfg.UnderscoresInHeaders {
+		// Before forward auth: its copy_headers are the edge's own, even
+		// with '_' in their names; the client's go before anyone sees them.
+		dropUnderscoreHeaders(r.Header)
+	}
 	if t.authHeaders != nil {
 		stripHeaders(r.Header, t.authHeaders)
 	}
@@ -393,9 +398,6 @@ func (s *Server) serve(t *table, ex *exchange, r *http.Request, hasPath bool) {
 		r.URL.Path = unescapePath(clean)
 	}
 	filterUpgrade(r)
-	if !t.cfg.UnderscoresInHeaders {
-		dropUnderscoreHeaders(r.Header)
-	}
 	if len(rt.encode) > 0 && r.Header["Upgrade"] == nil {
 		// Wrapped even when the client accepts no encoding: the response
 		// still varies by Accept-Encoding.

@@ -337,7 +337,13 @@ func (fc *fastConn) roundTrip(ctx context.Context, req *http.Request, info http.
 		res.Body.Close()
 		return nil, errUnaskedSwitch
 	}
-	keep := !res.Close
+	// An answer other than 2xx to a request with a body may have been
+	// given without reading it (a refusal: 401, 413, a redirect to a
+	// login): its bytes would then be the head of the next request on
+	// this connection, and a body ending in an unfinished header would
+	// capture the next client's request, cookies included. Such a
+	// connection is not reused.
+	keep := !res.Close && (req.ContentLength == 0 || res.StatusCode < 300)
 	if res.Body == http.NoBody {
 		// HEAD, 204, 304 and empty bodies: done already. Bytes already
 		// waiting after such a response are a body the upstream should not
