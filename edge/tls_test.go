@@ -65,7 +65,14 @@ func startTLSEdge(t testing.TB, yaml string, env map[string]string, tlsAddr, htt
 	if err != nil {
 		t.Fatal(err)
 	}
-	te := &tlsEdge{log: &testlog.Buffer{}, tlsAddr: tlsLn.Addr().String(), httpAddr: httpLn.Addr().String()}
+	return startTLSEdgeOpts(t, yaml, env, tlsLn.Addr().String(), httpLn.Addr().String(), Options{TLSListener: tlsLn, HTTPListener: httpLn})
+}
+
+// startTLSEdgeOpts serves yaml with TLS listeners on tlsAddr and httpAddr,
+// as opts.TLSListener and opts.HTTPListener or opts.Listen give them.
+func startTLSEdgeOpts(t testing.TB, yaml string, env map[string]string, tlsAddr, httpAddr string, opts Options) *tlsEdge {
+	t.Helper()
+	te := &tlsEdge{log: &testlog.Buffer{}, tlsAddr: tlsAddr, httpAddr: httpAddr}
 	e := &testEdge{env: map[string]string{"HASH": testHash, "TLS_ADDR": te.tlsAddr, "HTTP_ADDR": te.httpAddr},
 		reg: prometheus.NewRegistry(), accessLg: &testlog.Buffer{}}
 	for k, v := range env {
@@ -82,8 +89,8 @@ func startTLSEdge(t testing.TB, yaml string, env map[string]string, tlsAddr, htt
 	if testing.Verbose() {
 		w = io.MultiWriter(te.log, os.Stderr)
 	}
-	srv, err := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(w, nil)), Registry: e.reg, Load: load,
-		AccessLog: e.accessLg, TLSListener: tlsLn, HTTPListener: httpLn})
+	opts.Logger, opts.Registry, opts.Load, opts.AccessLog = slog.New(slog.NewTextHandler(w, nil)), e.reg, load, e.accessLg
+	srv, err := New(cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
