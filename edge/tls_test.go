@@ -347,6 +347,48 @@ func TestAutoTLSPebble(t *testing.T) {
 		}
 	})
 
+	t.Run("reload removes a domain", func(t *testing.T) {
+		before := p.Orders(t)
+		e.rewrite(t, tlsYAML("a.edge.test", ""))
+		if err := e.Reload(); err != nil {
+			t.Fatal(err)
+		}
+		// Its certificate is no longer served (no loading from storage at
+		// handshake: that would be on-demand TLS by another name), nor is
+		// it redirected to on :80.
+		if c, err := tls.Dial("tcp", e.tlsAddr, &tls.Config{RootCAs: roots, ServerName: "b.edge.test"}); err == nil {
+			c.Close()
+			t.Error("handshake for a removed domain succeeded")
+		}
+		res, err := client.Get("http://b.edge.test:" + port(e.httpAddr) + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusNotFound {
+			t.Errorf("removed domain on http_listen: %d, want 404", res.StatusCode)
+		}
+		if res, err := client.Get(base + "/"); err != nil {
+			t.Fatal(err)
+		} else {
+			seenBy(t, res)
+		}
+		// Added back, it is served from storage: no new order.
+		e.rewrite(t, tlsYAML("a.edge.test, b.edge.test", ""))
+		if err := e.Reload(); err != nil {
+			t.Fatal(err)
+		}
+		e.waitCert(t, p, "b.edge.test")
+		c, err := tls.Dial("tcp", e.tlsAddr, &tls.Config{RootCAs: roots, ServerName: "b.edge.test"})
+		if err != nil {
+			t.Fatalf("handshake for the domain added back: %v", err)
+		}
+		c.Close()
+		if n := p.Orders(t); n != before {
+			t.Errorf("pebble saw %d new orders for a domain added back", n-before)
+		}
+	})
+
 	orders := p.Orders(t)
 	if orders < 1 {
 		t.Fatalf("pebble saw %d orders, want at least 1; log:\n%s", orders, p.Log())
