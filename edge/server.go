@@ -376,7 +376,7 @@ func (s *Server) serve(t *table, ex *exchange, r *http.Request, hasPath bool) {
 		return
 	}
 	if rt.MaxBody > 0 && r.ContentLength > rt.MaxBody {
-		w.Header().Set("Connection", "close")
+		closeConnAfter(w.Header(), r)
 		respond(w, r, rt.headers, http.StatusRequestEntityTooLarge, rt.tooLarge)
 		return
 	}
