@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/http/httptrace"
 	"strings"
 	"testing"
@@ -16,7 +17,19 @@ import (
 // net/http turns a Connection: close answer into a GOAWAY for the whole
 // connection.
 func TestH2RefusalKeepsConnection(t *testing.T) {
-	up := newUpstream(t)
+	up := &upstream{}
+	up.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/close" {
+			// An HTTP/1.1 upstream closing its own connection says nothing
+			// about the client's.
+			w.Header().Set("Connection", "close")
+			w.Header().Set("Keep-Alive", "timeout=1")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.Copy(io.Discard, r.Body)
+	}))
+	t.Cleanup(up.Close)
 	e := startEdge(t, `
 h2c: true
 access_log: "off"
@@ -46,6 +59,19 @@ routes:
 	get, _ := http.NewRequest(http.MethodGet, e.url+"/x", nil)
 	if st, _ := do(get); st != http.StatusOK {
 		t.Fatalf("first request: %d", st)
+	}
+	for _, path := range []string{"/close", "/small/x"} {
+		req, _ := http.NewRequest(http.MethodGet, e.url+path, nil)
+		if path == "/small/x" {
+			req.Method = http.MethodPost
+			req.Body = io.NopCloser(strings.NewReader("12345"))
+			req.ContentLength = 5
+		}
+		do(req)
+		get, _ := http.NewRequest(http.MethodGet, e.url+"/x", nil)
+		if st, reused := do(get); st != http.StatusOK || !reused {
+			t.Errorf("after %s: status %d, same connection %v: want 200 on the same connection", path, st, reused)
+		}
 	}
 	for name, body := range map[string]io.Reader{
 		"declared length": strings.NewReader(strings.Repeat("x", 100)),
