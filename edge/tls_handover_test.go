@@ -72,6 +72,16 @@ func TestAutoTLSHandover(t *testing.T) {
 	}
 	roots := p.IssuingRoots(t)
 
+	// A client with an HTTP/2 connection to the old process (made before
+	// the new one accepts on the same socket).
+	kept := old.h2Client(roots)
+	defer kept.CloseIdleConnections()
+	if res, err := kept.Get("https://a.edge.test:" + port(tlsAddr) + "/"); err != nil {
+		t.Fatal(err)
+	} else {
+		seenBy(t, res)
+	}
+
 	// The new process also serves b.edge.test: the :80 answer for it
 	// tells the two apart (the old one does not know the name: 404).
 	nu := startTLSEdgeOpts(t, tlsYAML("a.edge.test, b.edge.test", ""), env(upNew.URL), tlsAddr, httpAddr, Options{Listen: socks.listen})
@@ -88,6 +98,19 @@ func TestAutoTLSHandover(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	time.Sleep(20 * time.Millisecond) // the accept loops see their listeners closed
+	// Its next request is answered by the old process with a GOAWAY (the
+	// HTTP/2 form of Connection: close); the one after reaches the new one.
+	for i, want := range []*upstream{upOld, upNew} {
+		before := want.hits.Load()
+		res, err := kept.Get("https://a.edge.test:" + port(tlsAddr) + "/")
+		if err != nil {
+			t.Fatalf("kept connection, request %d: %v", i, err)
+		}
+		seenBy(t, res)
+		if want.hits.Load() == before {
+			t.Errorf("kept connection, request %d: not answered by the %s process", i, map[int]string{0: "old", 1: "new"}[i])
+		}
+	}
 	fresh := func() *http.Client {
 		c := nu.h2Client(roots)
 		c.Transport.(*http.Transport).DisableKeepAlives = true
