@@ -3,6 +3,7 @@ package edge
 import (
 	"crypto/x509"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"slices"
@@ -169,12 +170,30 @@ func (l *loader) tlsDomains(cfg *Config, n *yaml.Node) {
 	if t.CA == namedCAs["zerossl"] && t.EABKeyID == "" {
 		l.errorf(n, "tls.ca: ZeroSSL needs eab_key_id and eab_mac_key (from its developer dashboard)")
 	}
-	if t.Listen == t.HTTPListen {
-		l.errorf(n, "tls: listen and http_listen are both %q", t.Listen)
+	if addrsClash(t.Listen, t.HTTPListen) {
+		l.errorf(n, "tls: listen %q and http_listen %q are the same port", t.Listen, t.HTTPListen)
 	}
-	if t.Listen == cfg.Listen || t.HTTPListen == cfg.Listen {
+	if addrsClash(t.Listen, cfg.Listen) || addrsClash(t.HTTPListen, cfg.Listen) {
 		l.errorf(n, "tls: listen %q and http_listen %q must differ from the plain listen %q", t.Listen, t.HTTPListen, cfg.Listen)
 	}
+	if addrsClash(t.Listen, cfg.Admin) || addrsClash(t.HTTPListen, cfg.Admin) {
+		l.errorf(n, "tls: listen %q and http_listen %q must differ from the admin port %q", t.Listen, t.HTTPListen, cfg.Admin)
+	}
+}
+
+// addrsClash reports whether listening on a and on b would take the same
+// port: the same port and the same host, or all interfaces on either
+// side (":443" takes 127.0.0.1:443 too). "off" and port 0 clash with
+// nothing. Checked at load, so that `edge validate` says it rather than a
+// bind failing after the other listeners started.
+func addrsClash(a, b string) bool {
+	ha, pa, errA := net.SplitHostPort(a)
+	hb, pb, errB := net.SplitHostPort(b)
+	if errA != nil || errB != nil || pa != pb || pa == "0" {
+		return false
+	}
+	wild := func(h string) bool { ip := net.ParseIP(h); return h == "" || ip != nil && ip.IsUnspecified() }
+	return ha == hb || wild(ha) || wild(hb)
 }
 
 // badDomain says what is wrong with a name certificates are asked for, or

@@ -127,6 +127,18 @@ routes:
 		}
 	}
 
+	// Listeners that would share a port, written differently.
+	for _, c := range []struct{ yaml, want string }{
+		{"listen: 0.0.0.0:8443\ntls: { domains: [a.example.com], listen: \":8443\" }", `must differ from the plain listen "0.0.0.0:8443"`},
+		{"admin: 127.0.0.1:9180\ntls: { domains: [a.example.com], http_listen: \":9180\" }", `must differ from the admin port "127.0.0.1:9180"`},
+		{"tls: { domains: [a.example.com], listen: \"[::]:8443\", http_listen: \"127.0.0.1:8443\" }", `are the same port`},
+	} {
+		_, err := Load(strings.NewReader(c.yaml+"\nroutes: [ { path: /, to: \"${UP}\" } ]\n"), envLookup(testEnv))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want %q", c.yaml, err, c.want)
+		}
+	}
+
 	// ZeroSSL needs External Account Binding; its two halves go together.
 	_, err = Load(strings.NewReader("tls: { domains: [a.example.com], ca: zerossl }\nroutes: [ { path: /, to: \"${UP}\" } ]\n"), envLookup(testEnv))
 	if err == nil || !strings.Contains(err.Error(), "line 1: tls.ca: ZeroSSL needs eab_key_id and eab_mac_key") {

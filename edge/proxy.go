@@ -327,7 +327,7 @@ func (s *Server) proxyError(r *route, w http.ResponseWriter, req *http.Request, 
 	}
 	h := w.Header()
 	if status == http.StatusRequestEntityTooLarge || status == http.StatusRequestTimeout || status == http.StatusBadRequest {
-		h.Set("Connection", "close") // the rest of the body is not worth reading
+		closeConnAfter(h, req) // the rest of the body is not worth reading
 	}
 	respond(w, req, r.headers, status, body)
 }

@@ -36,9 +36,11 @@ type Options struct {
 	Load func() (*Config, error)
 	// AccessLog receives the access log. If nil, Config.AccessLog is opened.
 	AccessLog io.Writer
-	// Listen returns the listening socket called name ("public", "admin")
-	// for ListenAndServe: inherited from the process this one replaces, from
-	// systemd, or bound now (Upgrader.Listen). If nil, net.Listen is used.
+	// Listen returns the listening socket called name ("public", "admin"
+	// for ListenAndServe; "tls", "http" for Serve with `tls:` and no
+	// TLSListener, HTTPListener): inherited from the process this one
+	// replaces, from systemd, or bound now (Upgrader.Listen). If nil,
+	// net.Listen is used.
 	Listen func(name, network, addr string) (net.Listener, error)
 	// Ready is called once Serve serves on every listener: the moment a
 	// process that replaces another says it took over. An error is logged;
@@ -380,7 +382,7 @@ func (s *Server) serve(t *table, ex *exchange, r *http.Request, hasPath bool) {
 		return
 	}
 	if rt.MaxBody > 0 && r.ContentLength > rt.MaxBody {
-		w.Header().Set("Connection", "close")
+		closeConnAfter(w.Header(), r)
 		respond(w, r, rt.headers, http.StatusRequestEntityTooLarge, rt.tooLarge)
 		return
 	}

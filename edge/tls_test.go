@@ -65,7 +65,14 @@ func startTLSEdge(t testing.TB, yaml string, env map[string]string, tlsAddr, htt
 	if err != nil {
 		t.Fatal(err)
 	}
-	te := &tlsEdge{log: &testlog.Buffer{}, tlsAddr: tlsLn.Addr().String(), httpAddr: httpLn.Addr().String()}
+	return startTLSEdgeOpts(t, yaml, env, tlsLn.Addr().String(), httpLn.Addr().String(), Options{TLSListener: tlsLn, HTTPListener: httpLn})
+}
+
+// startTLSEdgeOpts serves yaml with TLS listeners on tlsAddr and httpAddr,
+// as opts.TLSListener and opts.HTTPListener or opts.Listen give them.
+func startTLSEdgeOpts(t testing.TB, yaml string, env map[string]string, tlsAddr, httpAddr string, opts Options) *tlsEdge {
+	t.Helper()
+	te := &tlsEdge{log: &testlog.Buffer{}, tlsAddr: tlsAddr, httpAddr: httpAddr}
 	e := &testEdge{env: map[string]string{"HASH": testHash, "TLS_ADDR": te.tlsAddr, "HTTP_ADDR": te.httpAddr},
 		reg: prometheus.NewRegistry(), accessLg: &testlog.Buffer{}}
 	for k, v := range env {
@@ -82,8 +89,8 @@ func startTLSEdge(t testing.TB, yaml string, env map[string]string, tlsAddr, htt
 	if testing.Verbose() {
 		w = io.MultiWriter(te.log, os.Stderr)
 	}
-	srv, err := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(w, nil)), Registry: e.reg, Load: load,
-		AccessLog: e.accessLg, TLSListener: tlsLn, HTTPListener: httpLn})
+	opts.Logger, opts.Registry, opts.Load, opts.AccessLog = slog.New(slog.NewTextHandler(w, nil)), e.reg, load, e.accessLg
+	srv, err := New(cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -337,6 +344,48 @@ func TestAutoTLSPebble(t *testing.T) {
 		// refused.edge.test was dropped: its retries end.
 		if got := e.TLSManager().Domains(); strings.Join(got, ",") != "a.edge.test,b.edge.test" {
 			t.Errorf("managed %v", got)
+		}
+	})
+
+	t.Run("reload removes a domain", func(t *testing.T) {
+		before := p.Orders(t)
+		e.rewrite(t, tlsYAML("a.edge.test", ""))
+		if err := e.Reload(); err != nil {
+			t.Fatal(err)
+		}
+		// Its certificate is no longer served (no loading from storage at
+		// handshake: that would be on-demand TLS by another name), nor is
+		// it redirected to on :80.
+		if c, err := tls.Dial("tcp", e.tlsAddr, &tls.Config{RootCAs: roots, ServerName: "b.edge.test"}); err == nil {
+			c.Close()
+			t.Error("handshake for a removed domain succeeded")
+		}
+		res, err := client.Get("http://b.edge.test:" + port(e.httpAddr) + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusNotFound {
+			t.Errorf("removed domain on http_listen: %d, want 404", res.StatusCode)
+		}
+		if res, err := client.Get(base + "/"); err != nil {
+			t.Fatal(err)
+		} else {
+			seenBy(t, res)
+		}
+		// Added back, it is served from storage: no new order.
+		e.rewrite(t, tlsYAML("a.edge.test, b.edge.test", ""))
+		if err := e.Reload(); err != nil {
+			t.Fatal(err)
+		}
+		e.waitCert(t, p, "b.edge.test")
+		c, err := tls.Dial("tcp", e.tlsAddr, &tls.Config{RootCAs: roots, ServerName: "b.edge.test"})
+		if err != nil {
+			t.Fatalf("handshake for the domain added back: %v", err)
+		}
+		c.Close()
+		if n := p.Orders(t); n != before {
+			t.Errorf("pebble saw %d new orders for a domain added back", n-before)
 		}
 	})
 
