@@ -46,9 +46,19 @@ const handshakeBatch = 256
 // CertPair is the PEM files of a certificate and its key.
 type CertPair struct{ Cert, Key string }
 
-// findH2load looks h2load up; missing, it is recorded with the command
-// that installs it, and scenario 11 says so.
-func (e *Env) findH2load() {
+// findH2load looks h2load up and, running as root, installs it with
+// apt-get as findPeers does the peers. Unlike them it is optional: missing,
+// it is recorded with the command that installs it, scenario 11 says so,
+// and the other scenarios run.
+func (e *Env) findH2load(ctx context.Context) {
+	if _, err := exec.LookPath("h2load"); err != nil && e.Root {
+		e.Log("installing %s with apt-get", h2loadPackage)
+		cmd := exec.CommandContext(ctx, "apt-get", "install", "-y", "-q", "--no-install-recommends", h2loadPackage)
+		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			e.Log("apt-get install %s: %v: %s", h2loadPackage, err, lastLines(out, 3))
+		}
+	}
 	if p, err := exec.LookPath("h2load"); err == nil {
 		e.Bin["h2load"] = p
 		return

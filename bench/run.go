@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 )
@@ -67,7 +68,9 @@ func Run(ctx context.Context, opts Options, logw io.Writer) (*Results, error) {
 		return nil, err
 	}
 	e.findBenchTools(opts.ModuleRoot)
-	e.findH2load()
+	if slices.Contains(opts.Scenarios, 11) {
+		e.findH2load(ctx)
+	}
 	logf("building the upstream, the edge and the app")
 	if err := e.build(ctx, opts.ModuleRoot); err != nil {
 		return nil, err
