@@ -16,6 +16,9 @@ const expiryWarning = 14 * 24 * time.Hour
 // tls.certificate and tls.key, and http_listen with the redirect to https.
 func (s *Server) serveStaticTLS(t *TLS, tlsLn, httpLn net.Listener, tlsPort string, errc chan<- error) []*http.Server {
 	st := autotls.NewStatic(t.Static)
+	if err := st.Register(s.reg); err != nil {
+		s.log.Error("register tls metrics", "err", err)
+	}
 	s.tlsStatic.Store(st)
 	s.reloadMu.Lock() // a reload that came meanwhile has the newer pair
 	if cur := s.cur.Load().cfg.TLS; cur != nil && cur.Static != nil {

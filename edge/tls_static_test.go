@@ -133,6 +133,9 @@ routes:
 	if e.TLSManager() != nil {
 		t.Error("an ACME manager was started for a static certificate")
 	}
+	if got := e.metric(t, `edge_tls_certificate_expiry_timestamp_seconds{domain="a.edge.test"}`); got < float64(time.Now().Add(80*24*time.Hour).Unix()) {
+		t.Errorf("expiry metric %v", got)
+	}
 
 	// Replace the files, reload: the next handshake gets the new pair.
 	writeTestPair(t, dir, "second", []string{"a.edge.test"}, time.Now().Add(5*24*time.Hour))
@@ -146,6 +149,9 @@ routes:
 	}
 	if cn := servedCN(); cn != "second" {
 		t.Errorf("after reload served %q", cn)
+	}
+	if got := e.metric(t, `edge_tls_certificate_expiry_timestamp_seconds{domain="a.edge.test"}`); got > float64(time.Now().Add(6*24*time.Hour).Unix()) {
+		t.Errorf("expiry metric after reload %v, want the 5-day certificate's", got)
 	}
 	if !strings.Contains(e.log.String(), "tls certificate expires soon") {
 		t.Errorf("no expiry warning for a 5-day certificate:\n%s", e.log.String())
