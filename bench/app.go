@@ -187,7 +187,7 @@ func (e *Env) scenario6(ctx context.Context, opts Options) ([]*Table, error) {
 	}
 	f := &Fleet{Dir: dir, Upstream: appProc, Proxies: map[string]*Proc{}, Skipped: map[string]string{}, Logs: true}
 	defer f.Stop(opts.Keep)
-	if p, err := e.startProxy(ctx, Edge, dir, "", 1, true, port, "edge/routes-app.yaml.tmpl"); err != nil {
+	if p, err := e.startProxy(ctx, Edge, dir, "", 1, true, port, "edge/routes-app.yaml.tmpl", nil); err != nil {
 		f.Skipped[Edge] = err.Error()
 	} else {
 		f.Proxies[Edge] = p

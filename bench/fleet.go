@@ -39,6 +39,9 @@ type Fleet struct {
 	Proxies  map[string]*Proc
 	// Skipped says why a requested proxy is not running.
 	Skipped map[string]string
+	// TLS is the pair the proxies serve HTTPS with (scenario 11), nil for
+	// plain HTTP.
+	TLS *CertPair
 }
 
 // pinServers is the CPU the servers get in the pinned layout; the load
@@ -61,12 +64,18 @@ func (e *Env) StartFleet(ctx context.Context, name string, proxies []string, pin
 
 // StartFleetLayout is StartFleet in one of the named layouts.
 func (e *Env) StartFleetLayout(ctx context.Context, name string, proxies []string, layout string, logs bool) (*Fleet, error) {
+	return e.startFleet(ctx, name, proxies, layout, logs, nil)
+}
+
+// startFleet is StartFleetLayout, with the proxies serving HTTPS with tls
+// unless it is nil.
+func (e *Env) startFleet(ctx context.Context, name string, proxies []string, layout string, logs bool, tls *CertPair) (*Fleet, error) {
 	pinned, procs := layoutPinned(layout), layoutProcs(layout)
 	dir, err := os.MkdirTemp(e.Dir, name+"-")
 	if err != nil {
 		return nil, fmt.Errorf("fleet dir: %w", err)
 	}
-	f := &Fleet{Dir: dir, Pinned: pinned, Procs: procs, Logs: logs, Proxies: map[string]*Proc{}, Skipped: map[string]string{}}
+	f := &Fleet{Dir: dir, Pinned: pinned, Procs: procs, Logs: logs, Proxies: map[string]*Proc{}, Skipped: map[string]string{}, TLS: tls}
 	pin := ""
 	if pinned {
 		pin = pinServers
@@ -82,8 +91,12 @@ func (e *Env) StartFleetLayout(ctx context.Context, name string, proxies []strin
 	if err != nil {
 		return nil, err
 	}
+	edgeTemplate := "edge/routes.yaml.tmpl"
+	if tls != nil {
+		edgeTemplate = "edge/routes-tls.yaml.tmpl"
+	}
 	for _, p := range proxies {
-		proc, err := e.startProxy(ctx, p, dir, pin, procs, logs, f.Upstream.Port, "edge/routes.yaml.tmpl")
+		proc, err := e.startProxy(ctx, p, dir, pin, procs, logs, f.Upstream.Port, edgeTemplate, f.TLS)
 		if err != nil {
 			f.Skipped[p] = err.Error()
 			e.Log("%s: %v", p, err)
@@ -96,7 +109,8 @@ func (e *Env) StartFleetLayout(ctx context.Context, name string, proxies []strin
 
 // startProxy renders the proxy's configuration and starts it; the edge's
 // comes from edgeTemplate. procs is the cores it may use (see layoutProcs).
-func (e *Env) startProxy(ctx context.Context, name, dir, pin string, procs int, logs bool, upstreamPort int, edgeTemplate string) (*Proc, error) {
+// With tls (scenario 11) the proxy serves HTTPS with that pair on its port.
+func (e *Env) startProxy(ctx context.Context, name, dir, pin string, procs int, logs bool, upstreamPort int, edgeTemplate string, tls *CertPair) (*Proc, error) {
 	if why, ok := e.Missing[name]; ok {
 		return nil, fmt.Errorf("%s %s: %w", name, why, errSkip)
 	}
@@ -106,6 +120,12 @@ func (e *Env) startProxy(ctx context.Context, name, dir, pin string, procs int, 
 	}
 	p := e.peerParams(dir, port, "127.0.0.1:"+strconv.Itoa(upstreamPort))
 	p.Procs = max(1, procs)
+	if tls != nil {
+		p.TLSCert, p.TLSKey = tls.Cert, tls.Key
+		if p.PlainPort, err = freePort(); err != nil {
+			return nil, err
+		}
+	}
 	if logs {
 		p.AccessLog = filepath.Join(dir, name+"-access.log")
 	}

@@ -30,6 +30,11 @@ type PeerParams struct {
 	// (nginx) and MaxConn (HAProxy, which needs two fds per connection)
 	// are derived from it.
 	NoFile, WorkerConns, MaxConn int
+	// TLSCert and TLSKey are the PEM files of the certificate every proxy
+	// serves HTTPS with on Port (scenario 11), "" for plain HTTP. The edge
+	// then keeps its plain listener on PlainPort.
+	TLSCert, TLSKey string
+	PlainPort       int
 }
 
 // RenderPeer renders the template at peers/<name> (for example

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 )
@@ -67,6 +68,9 @@ func Run(ctx context.Context, opts Options, logw io.Writer) (*Results, error) {
 		return nil, err
 	}
 	e.findBenchTools(opts.ModuleRoot)
+	if slices.Contains(opts.Scenarios, 11) {
+		e.findH2load(ctx)
+	}
 	logf("building the upstream, the edge and the app")
 	if err := e.build(ctx, opts.ModuleRoot); err != nil {
 		return nil, err
@@ -115,6 +119,8 @@ func Run(ctx context.Context, opts Options, logw io.Writer) (*Results, error) {
 			tables, err = e.scenario9(ctx, opts)
 		case 10:
 			tables, err = e.scenario10(ctx, opts)
+		case 11:
+			tables, err = e.scenario11(ctx, opts)
 		default:
 			err = fmt.Errorf("no scenario %d", n)
 		}

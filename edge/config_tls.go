@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"net"
@@ -43,6 +44,12 @@ type TLS struct {
 	// redirecting everything else to https (":80"); "off" disables it, and
 	// then only the TLS-ALPN-01 challenge is used.
 	HTTPListen string
+	// Certificate and Key are the PEM files of a fixed certificate and its
+	// key (both or neither, see config_tls_static.go). With them no ACME
+	// account or order is made and the ACME keys are unused. "" for ACME.
+	Certificate, Key string
+	// Static is the pair read from Certificate and Key at load (nil for ACME).
+	Static *tls.Certificate
 	// Line is where the block starts in the file.
 	Line int
 }
@@ -56,7 +63,7 @@ var namedCAs = map[string]string{
 	"zerossl":             "https://acme.zerossl.com/v2/DV90",
 }
 
-var tlsKeys = []string{"domains", "email", "ca", "ca_root", "storage", "listen", "http_listen", "eab_key_id", "eab_mac_key"}
+var tlsKeys = []string{"domains", "email", "ca", "ca_root", "storage", "listen", "http_listen", "eab_key_id", "eab_mac_key", "certificate", "key"}
 
 // tlsBlock parses the `tls:` block. Domains left empty are filled in from
 // the routes by tlsDomains, once the routes are known.
@@ -140,6 +147,10 @@ func (l *loader) tlsBlock(n *yaml.Node) *TLS {
 			t.EABKeyID, _ = l.str(v, where)
 		case "eab_mac_key":
 			t.EABMACKey, _ = l.str(v, where)
+		case "certificate":
+			t.Certificate, _ = l.str(v, where)
+		case "key":
+			t.Key, _ = l.str(v, where)
 		case "listen":
 			t.Listen = l.addr(v, where, false)
 		case "http_listen":
@@ -161,9 +172,10 @@ func (l *loader) tlsDomains(cfg *Config, n *yaml.Node) {
 		}
 		slices.Sort(t.Domains)
 	}
-	if len(t.Domains) == 0 {
+	if len(t.Domains) == 0 && t.Certificate == "" && t.Key == "" {
 		l.errorf(n, "tls.domains: no domains: list them, or give routes a host")
 	}
+	l.tlsStatic(t, n)
 	if (t.EABKeyID == "") != (t.EABMACKey == "") {
 		l.errorf(n, "tls: eab_key_id and eab_mac_key go together")
 	}

@@ -100,6 +100,7 @@ type Server struct {
 	draining      atomic.Bool                     // answer with Connection: close (upgrade.go)
 	tlsLn, httpLn net.Listener                    // from Options, for `tls:`
 	tlsMgr        atomic.Pointer[autotls.Manager] // set by Serve with `tls:`
+	tlsStatic     atomic.Pointer[autotls.Static]  // set by Serve with tls.certificate
 }
 
 var _ http.Handler = (*Server)(nil)

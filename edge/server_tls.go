@@ -2,6 +2,7 @@ package edge
 
 import (
 	"bytes"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log"
@@ -47,6 +48,9 @@ func (s *Server) serveTLS(errc chan<- error) ([]*http.Server, error) {
 	// Kept for drainForHandover, which stops accepting on them.
 	s.tlsLn, s.httpLn = tlsLn, httpLn
 	host, tlsPort, _ := net.SplitHostPort(tlsLn.Addr().String())
+	if t.Static != nil {
+		return s.serveStaticTLS(t, tlsLn, httpLn, tlsPort, errc), nil
+	}
 	cfg := autotls.Config{CA: t.CA, Email: t.Email, Roots: t.CARootPool, Storage: t.Storage, EABKeyID: t.EABKeyID, EABMACKey: t.EABMACKey}
 	cfg.TLSPort, _ = strconv.Atoi(tlsPort)
 	if httpLn != nil {
@@ -71,9 +75,17 @@ func (s *Server) serveTLS(errc chan<- error) ([]*http.Server, error) {
 	}
 	s.reloadMu.Unlock()
 
+	servers := s.startTLSServers(tlsLn, httpLn, mgr.TLSConfig(), mgr.HTTPHandler(tlsPort), errc)
+	s.log.Info("edge serving tls", "listen", tlsLn.Addr().String(), "http_listen", addrOf(httpLn), "domains", mgr.Domains())
+	return servers, nil
+}
+
+// startTLSServers serves tlsLn with conf and, unless nil, httpLn with
+// redirect (ACME's challenges and the redirect to https).
+func (s *Server) startTLSServers(tlsLn, httpLn net.Listener, conf *tls.Config, redirect http.Handler, errc chan<- error) []*http.Server {
 	srv := s.httpServer(s)
 	srv.ConnState = nil // no parking, see above
-	srv.TLSConfig = mgr.TLSConfig()
+	srv.TLSConfig = conf
 	srv.ErrorLog = log.New(handshakeLog{
 		debug: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug).Writer(),
 		other: s.proxyLog.Writer(),
@@ -84,15 +96,14 @@ func (s *Server) serveTLS(errc chan<- error) ([]*http.Server, error) {
 	servers := []*http.Server{srv}
 	go func() { errc <- srv.ServeTLS(tlsLn, "", "") }()
 	if httpLn != nil {
-		plain := s.httpServer(mgr.HTTPHandler(tlsPort))
+		plain := s.httpServer(redirect)
 		plain.ConnState = nil
 		plain.Protocols = nil // HTTP/1.1 only: the redirect needs no h2c
 		plain.BaseContext = nil
 		servers = append(servers, plain)
 		go func() { errc <- plain.Serve(httpLn) }()
 	}
-	s.log.Info("edge serving tls", "listen", tlsLn.Addr().String(), "http_listen", addrOf(httpLn), "domains", mgr.Domains())
-	return servers, nil
+	return servers
 }
 
 // TLSManager returns the certificate manager, nil until Serve has started
@@ -112,6 +123,9 @@ func (s *Server) reloadTLS(cfg *Config) {
 	if m := s.tlsMgr.Load(); m != nil && cfg.TLS != nil {
 		m.Manage(cfg.TLS.Domains)
 	}
+	if st := s.tlsStatic.Load(); st != nil && cfg.TLS != nil && cfg.TLS.Static != nil {
+		s.setStatic(st, cfg.TLS)
+	}
 }
 
 // tlsRestartKey is what of a `tls:` block only a restart applies.
@@ -120,8 +134,9 @@ func tlsRestartKey(t *TLS) string {
 		return "off"
 	}
 	// The MAC key is a secret and never logged; reloadTLS compares it apart.
-	return fmt.Sprintf("ca=%s ca_root=%s email=%s storage=%s listen=%s http_listen=%s eab_key_id=%s",
-		t.CA, t.CARoot, t.Email, t.Storage, t.Listen, t.HTTPListen, t.EABKeyID)
+	// Static or ACME: the files of a static pair are re-read at reload.
+	return fmt.Sprintf("ca=%s ca_root=%s email=%s storage=%s listen=%s http_listen=%s eab_key_id=%s static=%t",
+		t.CA, t.CARoot, t.Email, t.Storage, t.Listen, t.HTTPListen, t.EABKeyID, t.Static != nil)
 }
 
 // handshakeLog sends net/http's "TLS handshake error" lines to the debug

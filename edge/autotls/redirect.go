@@ -13,11 +13,17 @@ import (
 // port, added to the Location unless it is 443. A host that is not managed
 // gets 404: the edge does not redirect to names it has no certificate for.
 func (m *Manager) HTTPHandler(tlsPort string) http.Handler {
+	return m.issuer.HTTPChallengeHandler(redirectHandler(tlsPort, m.manages))
+}
+
+// redirectHandler redirects to https the hosts (lower case, no port) that
+// serves reports true and answers 404 for the others.
+func redirectHandler(tlsPort string, serves func(host string) bool) http.Handler {
 	port := ""
 	if tlsPort != "443" && tlsPort != "" {
 		port = ":" + tlsPort
 	}
-	return m.issuer.HTTPChallengeHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
 		host := r.Host
@@ -25,7 +31,7 @@ func (m *Manager) HTTPHandler(tlsPort string) http.Handler {
 			host = h
 		}
 		host = strings.ToLower(strings.TrimSuffix(host, "."))
-		if !m.manages(host) {
+		if !serves(host) {
 			w.WriteHeader(http.StatusNotFound)
 			_, _ = w.Write([]byte("404 Not Found: not a domain this edge serves over https\n"))
 			return
@@ -42,5 +48,5 @@ func (m *Manager) HTTPHandler(tlsPort string) http.Handler {
 		w.Header().Set("Connection", "close") // the client goes elsewhere now
 		w.WriteHeader(http.StatusPermanentRedirect)
 		_, _ = w.Write([]byte("308 Permanent Redirect: use https\n"))
-	}))
+	})
 }

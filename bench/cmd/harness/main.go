@@ -36,7 +36,7 @@ func main() {
 }
 
 func run() error {
-	scenarios := flag.String("scenarios", "all", `scenarios to run: "all", "none" (with -profile) or a list such as "1,3"`)
+	scenarios := flag.String("scenarios", "all", `scenarios to run: "all" (1–7 and 10; 8, 9 and 11, HTTP/2 over TLS, only when named), "none" (with -profile) or a list such as "1,3"`)
 	quick := flag.Bool("quick", false, "short runs, pinned layout and access logs on only (for scenario 1 in under 2 minutes)")
 	duration := flag.Duration("duration", 0, "one wrk run (default 3s, 2s with -quick)")
 	rounds := flag.Int("rounds", 3, "interleaved rounds")
