@@ -13,7 +13,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
-	"weak"
 
 	ups "selfhost.dev/edgeapp/edge/upstream"
 )
@@ -103,11 +102,7 @@ func (s *Server) dropUnusedTransports(t *table) {
 func (s *Server) newProxy(t *table, r *route) *httputil.ReverseProxy {
 	var tr http.RoundTripper = r.pool
 	if r.pool == nil {
-		htr := s.transport(r.To, t.cfg.Upstream)
-		tr = htr
-		if v, ok := fastOf.Load(weak.Make(htr)); ok && r.To.Scheme == "http" && leanForwardOn() {
-			r.fast = v.(*fastTransport)
-		}
+		tr = s.transport(r.To, t.cfg.Upstream)
 	}
 	return &httputil.ReverseProxy{
 		Rewrite:        func(pr *httputil.ProxyRequest) { t.rewrite(r, pr) },

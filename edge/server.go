@@ -258,7 +258,6 @@ type exchange struct {
 	entry logEntry
 	route *route
 	body  *limitedBody
-	lean  *leanState // kept across requests (forward.go)
 }
 
 // ServeHTTP serves the public port: normalize the path, route it, check
@@ -405,13 +404,13 @@ func (s *Server) serve(t *table, ex *exchange, r *http.Request, hasPath bool) {
 		// Wrapped even when the client accepts no encoding: the response
 		// still varies by Accept-Encoding.
 		ew := newEncodeWriter(w, r, rt.encode)
-		s.forward(t, ex, rt, ew, r)
+		rt.proxy.ServeHTTP(ew, r)
 		var in, out int64
 		e.encoding, in, out = ew.close()
 		rt.m.encoded(e.encoding, in, out)
 		return
 	}
-	s.forward(t, ex, rt, w, r)
+	rt.proxy.ServeHTTP(w, r)
 }
 
 // finish logs and counts the request. It runs deferred, so it also sees
@@ -449,11 +448,7 @@ func (s *Server) finish(ex *exchange, r *http.Request) {
 		e.cfRay = r.Header.Get("Cf-Ray")
 		s.alog.log(e)
 	}
-	lean := ex.lean
-	if lean != nil {
-		lean.reset()
-	}
-	*ex = exchange{lean: lean}
+	*ex = exchange{}
 	s.exchanges.Put(ex)
 	s.m.inFlight.Dec()
 	s.inflight.Add(-1)

@@ -39,9 +39,8 @@ type route struct {
 	baseDec   string // To's path
 	stripDec  int    // length of Path once unescaped
 	proxy     *httputil.ReverseProxy
-	pool      *ups.Pool      // nil with one upstream
-	fast      *fastTransport // the lean path's transport (forward.go); nil: ReverseProxy only
-	users     *userSet       // nil without auth
+	pool      *ups.Pool // nil with one upstream
+	users     *userSet  // nil without auth
 	headers   []headerOp
 	m         *routeMetrics
 	tooLarge  string // the 413 body

@@ -207,13 +207,6 @@ func (t *fastTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !fastPath(req) {
 		return nil, http.ErrSkipAltProtocol
 	}
-	return t.roundTrip(req, nil)
-}
-
-// roundTrip serves req, which fastPath accepts. Informational responses go
-// to info when it is not nil (the lean forwarding path, forward.go), and to
-// the request's httptrace otherwise (ReverseProxy).
-func (t *fastTransport) roundTrip(req *http.Request, info http.ResponseWriter) (*http.Response, error) {
 	if req.ContentLength > 0 {
 		defer req.Body.Close()
 	}
@@ -223,7 +216,7 @@ func (t *fastTransport) roundTrip(req *http.Request, info http.ResponseWriter) (
 		if err != nil {
 			return nil, err
 		}
-		res, err := fc.roundTrip(ctx, req, info)
+		res, err := fc.roundTrip(ctx, req)
 		if err == nil {
 			return res, nil
 		}
@@ -317,7 +310,7 @@ func (fc *fastConn) close() { fc.conn.Close() }
 // roundTrip writes req and reads the response header on fc. A context that
 // ends meanwhile (the client went away) puts fc's deadline in the past,
 // which ends any read or write at once; fc is then never reused.
-func (fc *fastConn) roundTrip(ctx context.Context, req *http.Request, info http.ResponseWriter) (*http.Response, error) {
+func (fc *fastConn) roundTrip(ctx context.Context, req *http.Request) (*http.Response, error) {
 	fc.cr.n = 0
 	// The header deadline is set before the context can put one in the
 	// past, so that it never undoes a cancellation.
@@ -327,7 +320,7 @@ func (fc *fastConn) roundTrip(ctx context.Context, req *http.Request, info http.
 		}
 	}
 	stop := context.AfterFunc(ctx, fc.onCancel)
-	res, err := fc.exchange(ctx, req, info)
+	res, err := fc.exchange(ctx, req)
 	if err != nil {
 		stop()
 		return nil, err
@@ -356,9 +349,9 @@ func (fc *fastConn) roundTrip(ctx context.Context, req *http.Request, info http.
 }
 
 // exchange writes req and reads responses up to the first that is not
-// informational, handing 1xx ones to info or, if nil, to the request's
-// httptrace (which is how ReverseProxy forwards 103 Early Hints).
-func (fc *fastConn) exchange(ctx context.Context, req *http.Request, info http.ResponseWriter) (*http.Response, error) {
+// informational, handing 1xx ones to the request's httptrace (which is how
+// ReverseProxy forwards 103 Early Hints).
+func (fc *fastConn) exchange(ctx context.Context, req *http.Request) (*http.Response, error) {
 	err := writeRequest(fc.bw, req)
 	if err == nil {
 		err = fc.bw.Flush()
@@ -415,9 +408,7 @@ func (fc *fastConn) exchange(ctx context.Context, req *http.Request, info http.R
 		if n1xx >= max1xxResponses {
 			return nil, errTooMany1xx
 		}
-		if info != nil {
-			forwardInformational(info, res)
-		} else if trace := httptrace.ContextClientTrace(ctx); trace != nil && trace.Got1xxResponse != nil {
+		if trace := httptrace.ContextClientTrace(ctx); trace != nil && trace.Got1xxResponse != nil {
 			if err := trace.Got1xxResponse(res.StatusCode, textproto.MIMEHeader(res.Header)); err != nil {
 				return nil, err
 			}

@@ -5,7 +5,7 @@
 //	go run ./bench/cmd/harness -scenarios all      # make bench, < 15 min
 //	go run ./bench/cmd/harness -scenarios 1 -quick # make bench-quick, < 2 min
 //	go run ./bench/cmd/harness -scenarios 8 -out bench/results/failover # a pool of 3 upstreams, one killed, < 1 min
-//	go run ./bench/cmd/harness -scenarios 1 -layouts pinned -edge-env EDGE_LEAN_FORWARD=off # an edge setting side by side
+//	go run ./bench/cmd/harness -scenarios 1 -layouts pinned -edge-env EDGE_FAST_HTTP1=off # an edge setting side by side
 package main
 
 import (
