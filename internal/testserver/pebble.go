@@ -195,15 +195,23 @@ func (p *Pebble) get(ctx context.Context, url string) ([]byte, error) {
 // reaches the edge on loopback.
 func startLoopbackDNS(t testing.TB) string {
 	t.Helper()
-	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("testserver: dns: %v", err)
-	}
-	// Pebble's resolver asks over TCP as well: the same port on both.
-	tl, err := net.Listen("tcp", pc.LocalAddr().String())
-	if err != nil {
+	// Pebble's resolver asks over TCP as well: the same port on both. A
+	// free UDP port may be taken for TCP (by another test's listener):
+	// then another pair is tried.
+	var pc net.PacketConn
+	var tl net.Listener
+	for try := 0; ; try++ {
+		var err error
+		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
+			t.Fatalf("testserver: dns: %v", err)
+		}
+		if tl, err = net.Listen("tcp", pc.LocalAddr().String()); err == nil {
+			break
+		}
 		pc.Close()
-		t.Fatalf("testserver: dns tcp: %v", err)
+		if try == 20 {
+			t.Fatalf("testserver: dns tcp: %v", err)
+		}
 	}
 	h := dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
 		m := new(dns.Msg)
