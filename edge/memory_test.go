@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -167,6 +168,55 @@ func TestParkedConnectionsClosedOnShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	readsEOF(t, c)
+}
+
+// TestParkedConnectionsHoldNoGoroutine parks many connections and checks
+// that they cost no goroutine each (where the system has a poller), that
+// each still serves its next request, in any order, and that a client
+// closing a parked connection leaves nothing behind.
+func TestParkedConnectionsHoldNoGoroutine(t *testing.T) {
+	pl, _ := parkServer(t, time.Minute, okHandler(nil))
+	const n = 200
+	conns := make([]net.Conn, n)
+	readers := make([]*bufio.Reader, n)
+	for i := range conns {
+		c, err := net.Dial("tcp", pl.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns[i], readers[i] = c, bufio.NewReader(c)
+		roundTrip(t, c, readers[i], "/first")
+	}
+	waitParks(t, pl, n)
+	if pl.poller != nil {
+		if g := runtime.NumGoroutine(); g > n/2 {
+			t.Errorf("%d goroutines with %d connections parked: parking should hold none per connection", g, n)
+		}
+	}
+	for i := n - 1; i >= 0; i -= 2 { // every other one, backwards
+		if got := roundTrip(t, conns[i], readers[i], "/back"); got != "ok /back" {
+			t.Fatalf("connection %d after the park: %q", i, got)
+		}
+	}
+	for i := 0; i < n; i += 2 { // the others close while parked
+		conns[i].Close()
+	}
+	waitParks(t, pl, n+n/2) // those that came back park again
+	for i := 0; i < 500; i++ {
+		pl.mu.Lock()
+		left := len(pl.parked)
+		pl.mu.Unlock()
+		if left == n/2 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	pl.mu.Lock()
+	defer pl.mu.Unlock()
+	if len(pl.parked) != n/2 {
+		t.Errorf("%d connections parked, want %d: those the clients closed must leave", len(pl.parked), n/2)
+	}
 }
 
 func TestReleaseMemoryStops(t *testing.T) {
