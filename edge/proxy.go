@@ -48,9 +48,11 @@ type transportKey struct {
 // newTransport returns a Transport tuned for one upstream on a fast network:
 // an idle pool sized for hundreds of concurrent clients (Go's default of 2
 // makes most requests open a new connection), no transparent gzip (bodies
-// pass through as they are), and no environment proxy. Small requests
-// without a body take the fast path of transport.go.
-func newTransport(up Upstream) *http.Transport {
+// pass through as they are), and no environment proxy. For an http://
+// upstream, requests without a body or with a small one take the fast path
+// of transport.go, and what is left to http.Transport gets a connection of
+// its own (see withFastHTTP1).
+func newTransport(up Upstream, scheme string) *http.Transport {
 	d := &net.Dialer{Timeout: up.DialTimeout, KeepAlive: 30 * time.Second}
 	return withFastHTTP1(&http.Transport{
 		Proxy:                 nil,
@@ -64,7 +66,7 @@ func newTransport(up Upstream) *http.Transport {
 		DisableCompression:    true,
 		ReadBufferSize:        16 << 10,
 		WriteBufferSize:       16 << 10,
-	}, up, d)
+	}, up, d, scheme)
 }
 
 // transport returns the kept Transport for u and up, making it if needed.
@@ -74,7 +76,7 @@ func (s *Server) transport(u *url.URL, up Upstream) *http.Transport {
 	if tr, ok := s.transports[k]; ok {
 		return tr
 	}
-	tr := newTransport(up)
+	tr := newTransport(up, u.Scheme)
 	s.transports[k] = tr
 	return tr
 }

@@ -24,8 +24,9 @@ import (
 // handoffs per request; profiles of the edge put a third of its CPU there.
 // fastTransport does the same exchange on the calling goroutine: write the
 // request, read the response, hand the connection back to a LIFO idle pool
-// once the body is consumed. Everything else (request bodies, upgrades,
-// https) stays with the tuned http.Transport it is registered in.
+// once the body is consumed. Everything else (large, chunked or Expect
+// request bodies, upgrades, https) stays with the tuned http.Transport it is
+// registered in, which for plain HTTP uses each connection once.
 //
 // A pooled connection must never carry bytes of one response into the next
 // request: that request may be another client's, on another route of the
@@ -72,10 +73,27 @@ var fastOf sync.Map // weak.Pointer[http.Transport] -> *fastTransport
 
 // withFastHTTP1 registers the fast path for "http" URLs in tr, unless
 // EDGE_FAST_HTTP1 turns it off. tr keeps serving what the fast path skips.
-func withFastHTTP1(tr *http.Transport, up Upstream, d *net.Dialer) *http.Transport {
+//
+// For an http:// upstream (scheme), tr then never reuses a connection: what
+// it gets (bodies past fastBodyMax, chunked or with Expect, upgrades) are
+// the requests after which the edge cannot prove the connection clean. Its
+// pool hands a connection back before its read loop looks for bytes past
+// the response (golang/go#68653), and an upstream that refused a body
+// without reading it would take that body, an attacker's, as the head of
+// the next client's request. A connection per such request costs a
+// loopback connect against a body of 64 KiB or more, or a websocket's
+// lifetime.
+func withFastHTTP1(tr *http.Transport, up Upstream, d *net.Dialer, scheme string) *http.Transport {
 	switch os.Getenv(fastHTTP1Env) {
 	case "off", "0", "false":
 		return tr
+	}
+	if scheme == "http" {
+		// Not DisableKeepAlives: its Connection: close makes Go's server
+		// skip reading up to 256 KiB of a refused body before it answers,
+		// and its reset then often beats the answer (refusal_test.go).
+		// The upstream sees a keep-alive request; the edge closes after it.
+		tr.MaxIdleConnsPerHost = -1
 	}
 	f := newFastTransport(up, d)
 	tr.RegisterProtocol("http", f)
@@ -173,7 +191,7 @@ func (r *connReader) Read(p []byte) (int, error) {
 // known length that fits the sockets' buffers, written whole before the
 // response is read. Larger and chunked bodies, and Expect: 100-continue,
 // go to http.Transport, which writes and reads at once (an upstream may
-// answer before it has read the body).
+// answer before it has read the body), on a connection used once.
 const fastBodyMax = 64 << 10
 
 // fastPath reports whether req is one the fast path serves: no body, or a

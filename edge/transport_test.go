@@ -98,7 +98,7 @@ func TestFastRegisteredInTransport(t *testing.T) {
 		n, _ := io.Copy(io.Discard, r.Body)
 		fmt.Fprintf(w, "%s %d", r.Method, n)
 	})
-	tr := newTransport(Upstream{DialTimeout: time.Second, ResponseHeaderTimeout: time.Minute, MaxIdleConnsPerHost: 4})
+	tr := newTransport(Upstream{DialTimeout: time.Second, ResponseHeaderTimeout: time.Minute, MaxIdleConnsPerHost: 4}, "http")
 	defer closeIdle(tr)
 	v, ok := fastOf.Load(weak.Make(tr))
 	if !ok {
@@ -128,7 +128,7 @@ func TestFastRegisteredInTransport(t *testing.T) {
 
 func TestFastOff(t *testing.T) {
 	t.Setenv(fastHTTP1Env, "off")
-	tr := newTransport(Upstream{DialTimeout: time.Second, MaxIdleConnsPerHost: 4})
+	tr := newTransport(Upstream{DialTimeout: time.Second, MaxIdleConnsPerHost: 4}, "http")
 	if _, ok := fastOf.Load(weak.Make(tr)); ok {
 		t.Errorf("%s=off still registered the fast path", fastHTTP1Env)
 	}

@@ -45,7 +45,7 @@ func (s *Server) newPool(t *table, r *route) *ups.Pool {
 	up := t.cfg.Upstream
 	up.DialTimeout = poolDialTimeout(c, up)
 	p, err := ups.New(c, ups.Options{
-		NewTransport: func(*url.URL) ups.Transport { return poolTransport{newTransport(up)} },
+		NewTransport: func(u *url.URL) ups.Transport { return poolTransport{newTransport(up, u.Scheme)} },
 		TransportKey: fmt.Sprint(up),
 		Previous:     s.pools[r.name],
 		Metrics:      s.m.upstream,

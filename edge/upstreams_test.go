@@ -260,7 +260,7 @@ func TestDialErrorClassified(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	tr := newTransport(Upstream{DialTimeout: time.Second, ResponseHeaderTimeout: time.Second, MaxIdleConnsPerHost: 1})
+	tr := newTransport(Upstream{DialTimeout: time.Second, ResponseHeaderTimeout: time.Second, MaxIdleConnsPerHost: 1}, "http")
 	defer closeIdle(tr)
 	for _, method := range []string{"GET", "POST"} { // the fast path, then http.Transport
 		req, _ := http.NewRequest(method, "http://"+addr+"/", strings.NewReader("x"))
