@@ -62,17 +62,21 @@ func (s *Server) newForwardAuth(cfg *Config, rc Route, name string) *forwardAuth
 
 // newFwdTransport is the Transport of every auth server: kept across
 // reloads, no environment proxy, no redirects followed (RoundTrip never
-// follows them; a 302 is the server's answer for the client).
+// follows them; a 302 is the server's answer for the client). Checks of an
+// http:// auth server (bodiless GETs) take the fast path, whose pooled
+// connections are proven clean before reuse: stray bytes from an auth
+// server, read as the answer to another client's check, would be a verdict
+// on the wrong request.
 func newFwdTransport() *http.Transport {
 	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
-	return &http.Transport{
+	return withFastHTTP1(&http.Transport{
 		Proxy:               nil,
 		DialContext:         d.DialContext,
 		MaxIdleConnsPerHost: 64,
 		IdleConnTimeout:     90 * time.Second,
 		TLSHandshakeTimeout: 5 * time.Second,
 		DisableCompression:  true,
-	}
+	}, Upstream{MaxIdleConnsPerHost: 64}, d, "")
 }
 
 // fwdRequestHeaders are passed from the client's request to the auth

@@ -1,8 +1,10 @@
 package edge
 
 import (
+	"bufio"
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -253,5 +255,58 @@ func TestStripHeaders(t *testing.T) {
 	stripHeaders(h, []string{"x-auth-request-user"})
 	if len(h) != 2 || h["X-Auth-Request-Users"] == nil || h["Accept"] == nil {
 		t.Errorf("left %v", h)
+	}
+}
+
+// TestForwardAuthStrayVerdict: an auth server that writes a stray 200 after
+// each 401 must not have it read as the verdict on another client's check
+// (that would let the client through). The checks go on the fast path,
+// which proves a connection clean before it reuses it; http.Transport's
+// pool hands a connection out before it looks for such bytes.
+func TestForwardAuthStrayVerdict(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					if _, err := http.ReadRequest(br); err != nil {
+						return
+					}
+					// One write, so the stray answer is there when the edge
+					// has the 401 (one that comes after the next check was
+					// written is that check's answer to any HTTP/1.1 client).
+					_, _ = io.WriteString(c, "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n"+
+						"HTTP/1.1 200 OK\r\nX-Auth-Request-User: nobody\r\nContent-Length: 0\r\n\r\n")
+				}
+			}()
+		}
+	}()
+	up := newUpstream(t)
+	e := startEdge(t, `
+access_log: "off"
+auth_servers:
+  sso: { url: "http://${AUTH}/verify", copy_headers: [X-Auth-Request-User] }
+routes:
+  - { path: /grafana, to: "${UP}", forward_auth: sso }
+`, map[string]string{"UP": up.URL, "AUTH": l.Addr().String()})
+	for i := range 100 {
+		res, err := http.Get(e.url + "/grafana/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("check %d: %d, want the auth server's 401 every time", i+1, res.StatusCode)
+		}
 	}
 }

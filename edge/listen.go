@@ -175,6 +175,6 @@ func (s *Server) shutdown(srv, admin *http.Server, more ...*http.Server) {
 		closeIdle(tr) // both pools: http.Transport and the fast path
 	}
 	s.closePools()
-	s.fwdTransport.CloseIdleConnections()
+	closeIdle(s.fwdTransport)
 	s.buildMu.Unlock()
 }

@@ -74,7 +74,9 @@ var fastOf sync.Map // weak.Pointer[http.Transport] -> *fastTransport
 // withFastHTTP1 registers the fast path for "http" URLs in tr, unless
 // EDGE_FAST_HTTP1 turns it off. tr keeps serving what the fast path skips.
 //
-// For an http:// upstream (scheme), tr then never reuses a connection: what
+// For an http:// upstream (scheme "http"; "" for a Transport shared by
+// several, as forward auth's, which keeps its pool), tr then never reuses a
+// connection: what
 // it gets (bodies past fastBodyMax, chunked or with Expect, upgrades) are
 // the requests after which the edge cannot prove the connection clean. Its
 // pool hands a connection back before its read loop looks for bytes past
