@@ -170,6 +170,14 @@ func (fa *forwardAuth) check(t *table, rt *route, ex *exchange, r *http.Request,
 				}
 			}
 		}
+		// A cookie the auth server sets with its yes (oauth2-proxy's
+		// refreshed session) is for the browser, as nginx's
+		// auth_request_set recipe passes it. Never cached: it belongs
+		// to this answer.
+		if v := res.Header["Set-Cookie"]; v != nil {
+			wh := ex.rec.Header()
+			wh["Set-Cookie"] = append(wh["Set-Cookie"], v...)
+		}
 		// Drained so that the connection goes back to the pool.
 		_, _ = io.CopyN(io.Discard, res.Body, fwdMaxBody)
 		if fa.cache != nil {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -308,5 +309,52 @@ routes:
 		if res.StatusCode != http.StatusUnauthorized {
 			t.Fatalf("check %d: %d, want the auth server's 401 every time", i+1, res.StatusCode)
 		}
+	}
+}
+
+// TestForwardAuthSetCookie: the cookie an auth server sets with its 2xx
+// (oauth2-proxy refreshing a session) reaches the browser beside the
+// upstream's own, and a cached verdict does not repeat it.
+func TestForwardAuthSetCookie(t *testing.T) {
+	auth := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Add("Set-Cookie", "_oauth2_proxy=refreshed; Path=/; HttpOnly")
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	t.Cleanup(auth.Close)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Add("Set-Cookie", "app=1; Path=/")
+		_, _ = io.WriteString(w, "ok")
+	}))
+	t.Cleanup(up.Close)
+	e := startEdge(t, `
+access_log: "off"
+auth_servers:
+  sso:    { url: "${AUTH}/verify" }
+  cached: { url: "${AUTH}/verify", cache_ttl: 1m }
+routes:
+  - { path: /grafana, to: "${UP}", forward_auth: sso }
+  - { path: /cached,  to: "${UP}", forward_auth: cached }
+`, map[string]string{"UP": up.URL, "AUTH": auth.URL})
+	get := func(path string) []string {
+		t.Helper()
+		res, err := http.Get(e.url + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %d", path, res.StatusCode)
+		}
+		return res.Header.Values("Set-Cookie")
+	}
+	want := []string{"_oauth2_proxy=refreshed; Path=/; HttpOnly", "app=1; Path=/"}
+	if got := get("/grafana/"); !slices.Equal(got, want) {
+		t.Errorf("Set-Cookie %q, want %q", got, want)
+	}
+	if got := get("/cached/"); !slices.Equal(got, want) {
+		t.Errorf("first check: Set-Cookie %q, want %q", got, want)
+	}
+	if got := get("/cached/"); !slices.Equal(got, want[1:]) {
+		t.Errorf("cached verdict: Set-Cookie %q, want only the upstream's %q", got, want[1:])
 	}
 }

@@ -100,6 +100,19 @@ func TestConnectRefused(t *testing.T) {
 	}
 }
 
+// TestTraceRefused: TRACE would have an echoing upstream reflect the
+// client's cookies and the edge's own headers; TRACK is IIS's spelling.
+func TestTraceRefused(t *testing.T) {
+	up := newUpstream(t)
+	e := startEdge(t, `routes: [ { path: /, to: "${UP}" } ]`, map[string]string{"UP": up.URL})
+	for _, m := range []string{"TRACE", "TRACK"} {
+		res, b := rawResponse(t, e.addr, m+" / HTTP/1.1\r\nHost: a\r\nCookie: session=secret\r\n\r\n")
+		if res.StatusCode != http.StatusMethodNotAllowed || !strings.Contains(b, m) || res.Header.Get("Allow") == "" || up.hits.Load() != 0 {
+			t.Errorf("%s: %d %q (Allow %q), upstream hits %d; want 405 from the edge", m, res.StatusCode, b, res.Header.Get("Allow"), up.hits.Load())
+		}
+	}
+}
+
 func TestMaxBody(t *testing.T) {
 	up := newUpstream(t)
 	e := startEdge(t, `routes: [ { path: /, to: "${UP}", max_body: 1KiB } ]`, map[string]string{"UP": up.URL})

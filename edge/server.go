@@ -311,15 +311,27 @@ func requestPath(r *http.Request) (string, bool) {
 	return u, true
 }
 
+// allowedMethods is the Allow header of the edge's own 405s.
+const allowedMethods = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"
+
 func (s *Server) serve(t *table, ex *exchange, r *http.Request, hasPath bool) {
 	w := &ex.rec
 	w.pages = t.pages
 	e := &ex.entry
 	e.clientIP = t.clientOf(r).ip
 	e.requestID = s.ids.requestID(r)
-	if r.Method == http.MethodConnect {
-		w.Header().Set("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS")
+	switch r.Method {
+	case http.MethodConnect:
+		w.Header().Set("Allow", allowedMethods)
 		respond(w, r, t.headers, http.StatusMethodNotAllowed, "405 Method Not Allowed: the edge is not a forward proxy\n")
+		return
+	case http.MethodTrace, "TRACK":
+		// An upstream that answers TRACE echoes the request as it got it:
+		// the client's cookies and credentials and the edge's own headers
+		// (forward auth's user, X-Forwarded-*), for a page's script to
+		// read (cross-site tracing). nginx refuses it too.
+		w.Header().Set("Allow", allowedMethods)
+		respond(w, r, t.headers, http.StatusMethodNotAllowed, "405 Method Not Allowed: "+r.Method+" is not served\n")
 		return
 	}
 	if !hasPath {
