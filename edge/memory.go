@@ -30,10 +30,10 @@ import (
 // connection is handed back to net/http as a new one, with that byte in
 // front; the client sees nothing (no Connection: close, no extra round
 // trip). A parked connection costs its socket, its net.Conn and a timer for
-// the idle timeout: well under 2 KiB. Busy connections are never parked, so this
-// costs nothing under load; the next request of a parked connection pays
-// for a goroutine and two pooled buffers, a few microseconds after at least
-// parkAfter of silence.
+// the idle timeout: about 2.5 KiB of RSS each over 10 000 of them. Busy
+// connections are never parked, so this costs nothing under load; the next
+// request of a parked connection pays for a goroutine and two pooled
+// buffers, a few microseconds after at least parkAfter of silence.
 
 // parkAfter is how long a keep-alive connection waits for its next request
 // in net/http before it is parked.

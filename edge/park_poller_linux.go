@@ -17,8 +17,8 @@ import (
 // Its socket stays registered with Go's own poller as well (an fd may be in
 // several epoll sets); Go's poller only notes the readiness, which the read
 // that follows the wake-up then finds. A closed socket leaves the set by
-// itself when its file is released, so nothing is ever removed: a parked
-// connection that comes back re-arms its registration (EEXIST → MOD).
+// itself when its file is released, so nothing is ever deleted from the
+// set: a connection parked again re-arms its registration (EEXIST → MOD).
 type parkPoller struct {
 	epfd  int
 	wakeR int // the read end of a pipe in the set: Close writes to the other end
@@ -31,7 +31,7 @@ type parkPoller struct {
 	once  sync.Once
 }
 
-// newParkPoller returns a parker that calls ready for each connection
+// newParkPoller returns a poller that calls ready for each connection
 // that has something to read, or an error if the system refuses an epoll
 // instance (the listener then waits on a goroutine per connection).
 func newParkPoller(ready func(*parkConn)) (*parkPoller, error) {
