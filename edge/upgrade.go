@@ -258,7 +258,16 @@ func (u *Upgrader) Upgrade(ctx context.Context) error {
 		return fmt.Errorf("upgrade: the replaced process is still draining: %w", err)
 	}
 	u.log.Info("upgrading: starting the new binary", "path", os.Args[0])
-	if err := u.upg.Upgrade(); err != nil {
+	err := u.upg.Upgrade()
+	// tableflip's WaitForParent returns as soon as the parent's result is
+	// in, a moment before its own loop sees the parent exit (parent.go sends
+	// the result, then closes exited): that refusal is only a race, so it is
+	// tried again for up to a second.
+	for i := 0; err != nil && err.Error() == "parent hasn't exited" && i < 100; i++ {
+		time.Sleep(10 * time.Millisecond)
+		err = u.upg.Upgrade()
+	}
+	if err != nil {
 		u.log.Error("upgrade failed, this process keeps serving", "err", err)
 		return fmt.Errorf("upgrade: %w", err)
 	}
