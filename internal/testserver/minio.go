@@ -108,24 +108,27 @@ func startMinIO() (*MinIOServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	port, err := pickLoopbackPort()
-	if err != nil {
-		return nil, err
-	}
 	secret := make([]byte, 16)
 	rand.Read(secret)
-	s := &MinIOServer{
-		Endpoint:  "127.0.0.1:" + strconv.Itoa(port),
-		AccessKey: "edgeapp-test",
-		SecretKey: hex.EncodeToString(secret),
-		bin:       bin,
-		dir:       dir,
+	s := &MinIOServer{AccessKey: "edgeapp-test", SecretKey: hex.EncodeToString(secret), bin: bin, dir: dir}
+	// A port taken between the pick and MinIO's bind makes it exit at
+	// once: try another.
+	for attempt := 1; ; attempt++ {
+		port, err := pickLoopbackPort()
+		if err != nil {
+			os.RemoveAll(dir)
+			return nil, err
+		}
+		s.Endpoint = "127.0.0.1:" + strconv.Itoa(port)
+		err = s.start()
+		if err == nil {
+			return s, nil
+		}
+		if !errors.Is(err, errExitedAtStart) || attempt == 3 {
+			os.RemoveAll(dir)
+			return nil, err
+		}
 	}
-	if err := s.start(); err != nil {
-		os.RemoveAll(dir)
-		return nil, err
-	}
-	return s, nil
 }
 
 func (s *MinIOServer) start() error {
@@ -183,7 +186,7 @@ func (s *MinIOServer) start() error {
 			select {
 			case <-done:
 				s.cmd = nil
-				return fmt.Errorf("minio exited at start:\n%s", s.logTail())
+				return fmt.Errorf("minio %w:\n%s", errExitedAtStart, s.logTail())
 			case <-time.After(50 * time.Millisecond):
 			}
 			if time.Now().After(deadline) {

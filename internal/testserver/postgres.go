@@ -173,15 +173,22 @@ func startPostgres() (*PostgresServer, error) {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("initdb: %v\n%s", err, out)
 	}
-	port, err := pickLoopbackPort()
-	if err != nil {
-		return nil, err
+	// The port was free a moment ago; if another package's server took it
+	// meanwhile, postgres exits at once: try another.
+	for attempt := 1; ; attempt++ {
+		port, err := pickLoopbackPort()
+		if err != nil {
+			return nil, err
+		}
+		s.Port = port
+		err = s.start()
+		if err == nil {
+			return s, nil
+		}
+		if !errors.Is(err, errExitedAtStart) || attempt == 3 {
+			return nil, err
+		}
 	}
-	s.Port = port
-	if err := s.start(); err != nil {
-		return nil, err
-	}
-	return s, nil
 }
 
 // command runs name as the server's user, killed if the test binary dies.
@@ -239,7 +246,7 @@ func (s *PostgresServer) start() error {
 		select {
 		case <-done:
 			s.cmd = nil
-			return fmt.Errorf("postgres exited at start:\n%s", s.logTail())
+			return fmt.Errorf("postgres %w:\n%s", errExitedAtStart, s.logTail())
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
@@ -341,6 +348,10 @@ func redactURL(s string) string {
 	}
 	return u.Redacted()
 }
+
+// errExitedAtStart is a server that exited before it was ready: on a fresh
+// port, most often because the port was taken in between.
+var errExitedAtStart = errors.New("exited at start")
 
 // pickLoopbackPort returns a TCP port that was free on 127.0.0.1 a moment
 // ago. A server started on it right away almost always gets it; one that
