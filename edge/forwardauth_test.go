@@ -1,7 +1,6 @@
 package edge
 
 import (
-	"bufio"
 	"context"
 	"io"
 	"net"
@@ -265,33 +264,14 @@ func TestStripHeaders(t *testing.T) {
 // which proves a connection clean before it reuses it; http.Transport's
 // pool hands a connection out before it looks for such bytes.
 func TestForwardAuthStrayVerdict(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					if _, err := http.ReadRequest(br); err != nil {
-						return
-					}
-					// One write, so the stray answer is there when the edge
-					// has the 401 (one that comes after the next check was
-					// written is that check's answer to any HTTP/1.1 client).
-					_, _ = io.WriteString(c, "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n"+
-						"HTTP/1.1 200 OK\r\nX-Auth-Request-User: nobody\r\nContent-Length: 0\r\n\r\n")
-				}
-			}()
-		}
-	}()
+	// One write, so the stray answer is there when the edge has the 401
+	// (one that comes after the next check was written is that check's
+	// answer to any HTTP/1.1 client).
+	auth, _ := serveRequests(t, func(c net.Conn, _ *http.Request) bool {
+		_, err := io.WriteString(c, "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n"+
+			"HTTP/1.1 200 OK\r\nX-Auth-Request-User: nobody\r\nContent-Length: 0\r\n\r\n")
+		return err == nil
+	})
 	up := newUpstream(t)
 	e := startEdge(t, `
 access_log: "off"
@@ -299,7 +279,7 @@ auth_servers:
   sso: { url: "http://${AUTH}/verify", copy_headers: [X-Auth-Request-User] }
 routes:
   - { path: /grafana, to: "${UP}", forward_auth: sso }
-`, map[string]string{"UP": up.URL, "AUTH": l.Addr().String()})
+`, map[string]string{"UP": up.URL, "AUTH": auth})
 	for i := range 100 {
 		res, err := http.Get(e.url + "/grafana/")
 		if err != nil {

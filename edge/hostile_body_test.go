@@ -16,36 +16,16 @@ import (
 // refuse before reading do) while keeping the connection: the body's bytes
 // are then the start of what it reads as the next request.
 func naiveUpstream(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					if req.Method == http.MethodPost {
-						io.WriteString(c, "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n")
-						continue
-					}
-					b := req.URL.Path + " " + req.Header.Get("Cookie")
-					fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(b), b)
-				}
-			}()
+	addr, _ := serveRequests(t, func(c net.Conn, req *http.Request) bool {
+		if req.Method == http.MethodPost {
+			_, err := io.WriteString(c, "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n")
+			return err == nil
 		}
-	}()
-	return "http://" + l.Addr().String()
+		b := req.URL.Path + " " + req.Header.Get("Cookie")
+		_, err := fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(b), b)
+		return err == nil
+	})
+	return "http://" + addr
 }
 
 // A request body the upstream refused without reading must not become the

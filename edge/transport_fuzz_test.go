@@ -1,7 +1,6 @@
 package edge
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -41,43 +40,19 @@ func FuzzFastUpstreamResponse(f *testing.F) {
 		cur  []byte
 		iter atomic.Int64
 	)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					if req.URL.Path == "/first" {
-						mu.Lock()
-						data := cur
-						mu.Unlock()
-						if _, err := c.Write(data); err != nil {
-							return
-						}
-						continue
-					}
-					own := "own:" + req.URL.Query().Get("m")
-					if _, err := fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(own), own); err != nil {
-						return
-					}
-				}
-			}()
+	addr, _ := serveRequests(f, func(c net.Conn, req *http.Request) bool {
+		if req.URL.Path == "/first" {
+			mu.Lock()
+			data := cur
+			mu.Unlock()
+			_, err := c.Write(data)
+			return err == nil
 		}
-	}()
-	base := "http://" + l.Addr().String()
+		own := "own:" + req.URL.Query().Get("m")
+		_, err := fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(own), own)
+		return err == nil
+	})
+	base := "http://" + addr
 
 	f.Fuzz(func(t *testing.T, head bool, data []byte) {
 		// One write of up to 16 KiB reaches the socket at once on loopback:

@@ -227,6 +227,19 @@ func TestFastChunked(t *testing.T) {
 // the connection if close is set.
 func rawUpstream(t *testing.T, resp string, close bool) (url string, conns *atomic.Int64) {
 	t.Helper()
+	addr, conns := serveRequests(t, func(c net.Conn, _ *http.Request) bool {
+		_, err := io.WriteString(c, resp)
+		return err == nil && !close
+	})
+	return "http://" + addr, conns
+}
+
+// serveRequests is a raw HTTP/1.1 upstream on loopback: it parses each
+// request of each connection with http.ReadRequest and lets answer write
+// whatever bytes it likes, until answer returns false or the client goes.
+// It returns the address and counts the connections accepted.
+func serveRequests(t testing.TB, answer func(c net.Conn, req *http.Request) bool) (addr string, conns *atomic.Int64) {
+	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -244,17 +257,15 @@ func rawUpstream(t *testing.T, resp string, close bool) (url string, conns *atom
 				defer c.Close()
 				br := bufio.NewReader(c)
 				for {
-					if _, err := http.ReadRequest(br); err != nil {
-						return
-					}
-					if _, err := io.WriteString(c, resp); err != nil || close {
+					req, err := http.ReadRequest(br)
+					if err != nil || !answer(c, req) {
 						return
 					}
 				}
 			}()
 		}
 	}()
-	return "http://" + l.Addr().String(), conns
+	return l.Addr().String(), conns
 }
 
 func TestFastCloseDelimited(t *testing.T) {
