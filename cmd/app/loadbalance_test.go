@@ -8,11 +8,9 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,7 +18,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"selfhost.dev/edgeapp/edge"
-	"selfhost.dev/edgeapp/internal/testlog"
 	"selfhost.dev/edgeapp/internal/testserver"
 )
 
@@ -58,7 +55,7 @@ func TestLoadBalancedInstances(t *testing.T) {
 	}
 	startApp(t, bin, envFor(0))
 	startApp(t, bin, envFor(2))
-	victim := startKillable(t, bin, envFor(1))
+	victim := startProc(t, bin, envFor(1))
 
 	// The edge, in process, with the three as one route's upstreams.
 	yaml := fmt.Sprintf(`
@@ -167,7 +164,7 @@ routes:
 	}
 	victim.kill(t)
 	time.Sleep(3 * time.Second)
-	startKillable(t, bin, envFor(1)) // killed when t ends
+	startProc(t, bin, envFor(1))
 	restarted := time.Now()
 	before := hitsOf(addrs[1])
 	for hitsOf(addrs[1]) == before {
@@ -225,43 +222,4 @@ routes:
 		}
 	}
 	t.Logf("rows %d, 2xx answers %d", len(stored), len(created))
-}
-
-// killable is an app process that the test kills with SIGKILL.
-type killable struct {
-	cmd    *exec.Cmd
-	done   chan error
-	log    *testlog.Buffer
-	killed bool
-}
-
-// startKillable starts an app that is killed (not stopped gracefully) when
-// t ends, if it is still running.
-func startKillable(t *testing.T, bin string, env []string) *killable {
-	t.Helper()
-	k := &killable{log: &testlog.Buffer{}, done: make(chan error, 1)}
-	k.cmd = exec.Command(bin)
-	k.cmd.Env = env
-	k.cmd.Stdout, k.cmd.Stderr = k.log, k.log
-	k.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := k.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { k.done <- k.cmd.Wait() }()
-	t.Cleanup(func() { k.kill(t) })
-	listening(t, k.log, k.done)
-	return k
-}
-
-func (k *killable) kill(t *testing.T) {
-	if k.killed {
-		return
-	}
-	k.killed = true
-	_ = k.cmd.Process.Kill()
-	select {
-	case <-k.done:
-	case <-time.After(10 * time.Second):
-		t.Error("killed app did not exit")
-	}
 }
