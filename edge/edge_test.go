@@ -109,7 +109,15 @@ func startEdge(t testing.TB, yaml string, env map[string]string) *testEdge {
 	if testing.Verbose() {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	srv, err := New(cfg, Options{Logger: logger, Registry: e.reg, Load: load, AccessLog: e.accessLg})
+	e.serve(t, cfg, Options{Logger: logger, Registry: e.reg, Load: load, AccessLog: e.accessLg})
+	return e
+}
+
+// serve makes e's Server from cfg and opts and serves it on loopback
+// public and admin listeners until t ends.
+func (e *testEdge) serve(t testing.TB, cfg *Config, opts Options) {
+	t.Helper()
+	srv, err := New(cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +138,6 @@ func startEdge(t testing.TB, yaml string, env map[string]string) *testEdge {
 	e.done = make(chan error, 1)
 	go func() { e.done <- srv.Serve(ctx, pub, adm) }()
 	t.Cleanup(func() { e.shutdown(t) })
-	return e
 }
 
 // shutdown stops the edge and waits for Serve to return.

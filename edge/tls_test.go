@@ -90,27 +90,7 @@ func startTLSEdgeOpts(t testing.TB, yaml string, env map[string]string, tlsAddr,
 		w = io.MultiWriter(te.log, os.Stderr)
 	}
 	opts.Logger, opts.Registry, opts.Load, opts.AccessLog = slog.New(slog.NewTextHandler(w, nil)), e.reg, load, e.accessLg
-	srv, err := New(cfg, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.Server = srv
-	pub, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	adm, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.addr = pub.Addr().String()
-	e.url = "http://" + e.addr
-	e.admin = "http://" + adm.Addr().String()
-	ctx, cancel := context.WithCancel(context.Background())
-	e.stop = cancel
-	e.done = make(chan error, 1)
-	go func() { e.done <- srv.Serve(ctx, pub, adm) }()
-	t.Cleanup(func() { e.shutdown(t) })
+	e.serve(t, cfg, opts)
 	te.testEdge = e
 	return te
 }
