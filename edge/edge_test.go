@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/crypto/bcrypt"
 
@@ -68,6 +69,25 @@ func newUpstream(t testing.TB) *upstream {
 	}))
 	t.Cleanup(u.Close)
 	return u
+}
+
+// echoWebsocket accepts a websocket and answers each message with "echo "
+// and the message, until the client goes.
+func echoWebsocket(w http.ResponseWriter, r *http.Request) {
+	c, err := websocket.Accept(w, r, nil)
+	if err != nil {
+		return
+	}
+	defer c.CloseNow()
+	for {
+		typ, msg, err := c.Read(r.Context())
+		if err != nil {
+			return
+		}
+		if err := c.Write(r.Context(), typ, append([]byte("echo "), msg...)); err != nil {
+			return
+		}
+	}
 }
 
 // testEdge is an edge serving on loopback listeners, as in production.

@@ -168,22 +168,7 @@ func TestMalformedChunkedBody(t *testing.T) {
 // A websocket is logged and counted as what it was: 101, the bytes it
 // carried each way and how long it lasted.
 func TestWebsocketLogged(t *testing.T) {
-	ws := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := websocket.Accept(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.CloseNow()
-		for {
-			typ, msg, err := c.Read(r.Context())
-			if err != nil {
-				return
-			}
-			if err := c.Write(r.Context(), typ, append([]byte("echo "), msg...)); err != nil {
-				return
-			}
-		}
-	}))
+	ws := httptest.NewServer(http.HandlerFunc(echoWebsocket))
 	t.Cleanup(ws.Close)
 	e := startEdge(t, `routes: [ { path: /ws, to: "${WS}" } ]`, map[string]string{"WS": ws.URL})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -235,22 +235,7 @@ routes:
 // single upstream or pool, is handed over untouched: the 101 carries no
 // Content-Encoding and the messages pass both ways.
 func TestEncodeWebsocket(t *testing.T) {
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := websocket.Accept(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.CloseNow()
-		for {
-			typ, b, err := c.Read(r.Context())
-			if err != nil {
-				return
-			}
-			if err := c.Write(r.Context(), typ, append([]byte("echo "), b...)); err != nil {
-				return
-			}
-		}
-	})
+	h := http.HandlerFunc(echoWebsocket)
 	a, b := httptest.NewServer(h), httptest.NewServer(h)
 	t.Cleanup(a.Close)
 	t.Cleanup(b.Close)

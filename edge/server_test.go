@@ -112,22 +112,7 @@ func TestInvalidReloadKeepsRoutes(t *testing.T) {
 
 // A websocket and an SSE stream opened before a reload keep working after it.
 func TestStreamsSurviveReload(t *testing.T) {
-	ws := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := websocket.Accept(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.CloseNow()
-		for {
-			typ, msg, err := c.Read(r.Context())
-			if err != nil {
-				return
-			}
-			if err := c.Write(r.Context(), typ, append([]byte("echo "), msg...)); err != nil {
-				return
-			}
-		}
-	}))
+	ws := httptest.NewServer(http.HandlerFunc(echoWebsocket))
 	t.Cleanup(ws.Close)
 	tick := make(chan string)
 	sse := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -157,17 +157,7 @@ func TestAutoTLSPebble(t *testing.T) {
 	hp, _ := strconv.Atoi(port(httpAddr))
 	p := testserver.StartPebble(t, testserver.PebbleConfig{TLSPort: tp, HTTPPort: hp, Blocklist: []string{"refused.edge.test"}})
 	up := newUpstream(t)
-	ws := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, err := websocket.Accept(w, r, nil)
-		if err != nil {
-			return
-		}
-		defer c.CloseNow()
-		typ, msg, err := c.Read(r.Context())
-		if err == nil {
-			_ = c.Write(r.Context(), typ, append([]byte("echo "), msg...))
-		}
-	}))
+	ws := httptest.NewServer(http.HandlerFunc(echoWebsocket))
 	t.Cleanup(ws.Close)
 	env := map[string]string{"CA": p.DirectoryURL, "CA_ROOT": p.CARootFile, "STORE": t.TempDir(), "UP": up.URL, "WS": ws.URL}
 
