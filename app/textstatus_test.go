@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"selfhost.dev/edgeapp/app"
+	"selfhost.dev/edgeapp/app/apptest"
 	"selfhost.dev/edgeapp/app/fsblob"
 	"selfhost.dev/edgeapp/app/sqlite"
 )
@@ -92,20 +93,7 @@ func pdfDrawing(content string) []byte {
 		"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>",
 		fmt.Sprintf("<< /Length %d >>\nstream\n%s\nendstream", len(content), content),
 	}
-	var b bytes.Buffer
-	b.WriteString("%PDF-1.4\n")
-	offsets := make([]int, len(objects))
-	for i, obj := range objects {
-		offsets[i] = b.Len()
-		fmt.Fprintf(&b, "%d 0 obj\n%s\nendobj\n", i+1, obj)
-	}
-	xref := b.Len()
-	fmt.Fprintf(&b, "xref\n0 %d\n0000000000 65535 f \n", len(objects)+1)
-	for _, off := range offsets {
-		fmt.Fprintf(&b, "%010d 00000 n \n", off)
-	}
-	fmt.Fprintf(&b, "trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n", len(objects)+1, xref)
-	return b.Bytes()
+	return apptest.PDFObjects(objects...)
 }
 
 // TestWorkerTextStatusMissingFile: a document whose file is gone from the

@@ -34,6 +34,13 @@ func PDF(text string) []byte {
 		"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
 		fmt.Sprintf("<< /Length %d /Filter /FlateDecode >>\nstream\n%s\nendstream", stream.Len(), stream.String()),
 	}
+	return PDFObjects(objects...)
+}
+
+// PDFObjects writes objects as a PDF file's objects 1..n, the first being
+// the catalog, with a correct cross-reference table and trailer: the frame
+// around hand-written objects, for tests of what a parser makes of them.
+func PDFObjects(objects ...string) []byte {
 	var b bytes.Buffer
 	b.WriteString("%PDF-1.4\n%\xe2\xe3\xcf\xd3\n") // a binary comment marks the file as binary to transfer tools
 	offsets := make([]int, len(objects))

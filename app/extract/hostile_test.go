@@ -13,26 +13,9 @@ import (
 	"time"
 
 	"selfhost.dev/edgeapp/app"
+	"selfhost.dev/edgeapp/app/apptest"
 	"selfhost.dev/edgeapp/app/extract"
 )
-
-// buildPDF writes objects 1..n (1 is the catalog) with a valid xref table.
-func buildPDF(objects ...string) []byte {
-	var b bytes.Buffer
-	b.WriteString("%PDF-1.5\n%\xe2\xe3\xcf\xd3\n")
-	offsets := make([]int, len(objects))
-	for i, obj := range objects {
-		offsets[i] = b.Len()
-		fmt.Fprintf(&b, "%d 0 obj\n%s\nendobj\n", i+1, obj)
-	}
-	xref := b.Len()
-	fmt.Fprintf(&b, "xref\n0 %d\n0000000000 65535 f \n", len(objects)+1)
-	for _, off := range offsets {
-		fmt.Fprintf(&b, "%010d 00000 n \n", off)
-	}
-	fmt.Fprintf(&b, "trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n", len(objects)+1, xref)
-	return b.Bytes()
-}
 
 // flateStream is a stream object holding data compressed.
 func flateStream(dict string, data []byte) string {
@@ -69,21 +52,21 @@ func TestHostile(t *testing.T) {
 		text string // in the text, on success
 	}{
 		{"decompression bomb over the stream cap", &extract.Extractor{MaxStreamBytes: 1 << 20},
-			buildPDF(catalog, onePage, pageWith, arrayBomb, helv), "decompresses to more than", ""},
+			apptest.PDFObjects(catalog, onePage, pageWith, arrayBomb, helv), "decompresses to more than", ""},
 		{"operands without an operator, within the cap", extract.New(),
-			buildPDF(catalog, onePage, pageWith, arrayBomb, helv), "", ""},
+			apptest.PDFObjects(catalog, onePage, pageWith, arrayBomb, helv), "", ""},
 		{"text over the output cap", &extract.Extractor{MaxText: 1000},
-			buildPDF(catalog, onePage, pageWith, textBomb, helv), "", ""},
+			apptest.PDFObjects(catalog, onePage, pageWith, textBomb, helv), "", ""},
 		{"page tree loop", extract.New(),
-			buildPDF(catalog, "<< /Type /Pages /Kids [2 0 R] /Count 1 >>"), "page tree is too deep", ""},
+			apptest.PDFObjects(catalog, "<< /Type /Pages /Kids [2 0 R] /Count 1 >>"), "page tree is too deep", ""},
 		{"page tree through a child back to its parent", extract.New(),
-			buildPDF(catalog, "<< /Type /Pages /Kids [3 0 R] /Count 2 >>", "<< /Type /Pages /Parent 2 0 R /Kids [2 0 R] /Count 1 >>"), "page tree is too deep", ""},
+			apptest.PDFObjects(catalog, "<< /Type /Pages /Kids [3 0 R] /Count 2 >>", "<< /Type /Pages /Parent 2 0 R /Kids [2 0 R] /Count 1 >>"), "page tree is too deep", ""},
 		{"one page referenced 10000 times", &extract.Extractor{MaxPages: 100},
-			buildPDF(catalog, manyKids, pageWith, flateStream("", []byte("BT /F1 12 Tf (x) Tj ET")), helv), "more than 100 pages", ""},
+			apptest.PDFObjects(catalog, manyKids, pageWith, flateStream("", []byte("BT /F1 12 Tf (x) Tj ET")), helv), "more than 100 pages", ""},
 		{"a form that draws itself six times", extract.New(),
-			buildPDF(catalog, onePage, pageWith, flateStream("", []byte("/X1 Do BT /F1 12 Tf 72 720 Td (after) Tj ET")), helv, selfForm), "", "after"},
+			apptest.PDFObjects(catalog, onePage, pageWith, flateStream("", []byte("/X1 Do BT /F1 12 Tf 72 720 Td (after) Tj ET")), helv, selfForm), "", "after"},
 		{"a page that takes too long", &extract.Extractor{Timeout: 10 * time.Millisecond},
-			buildPDF(catalog, onePage, pageWith, textBomb, helv), "took too long", ""},
+			apptest.PDFObjects(catalog, onePage, pageWith, textBomb, helv), "took too long", ""},
 		{"object stream that extends itself", &extract.Extractor{MaxReadBytes: 1 << 20},
 			buildObjStmLoop(), "read too much", ""},
 		{"object stream bomb", &extract.Extractor{MaxMemory: 8 << 20},

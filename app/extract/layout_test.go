@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"selfhost.dev/edgeapp/app/apptest"
 	"selfhost.dev/edgeapp/app/extract"
 )
 
@@ -45,7 +46,7 @@ func twoColumns(n int, interleaved bool) []byte {
 		}
 	}
 	show(72, 740-float64(n+2)*12, "A footer that runs across both columns of the page")
-	return buildPDF(catalog, onePage, pageWith, flateStream("", []byte(c.String())), helv)
+	return apptest.PDFObjects(catalog, onePage, pageWith, flateStream("", []byte(c.String())), helv)
 }
 
 func TestTwoColumns(t *testing.T) {
@@ -74,7 +75,7 @@ func TestTwoColumns(t *testing.T) {
 // as TeX draws it: no space glyphs, words apart by positioning alone.
 func TestWords(t *testing.T) {
 	content := "BT /F1 10 Tf 72 700 Td [(The)-300(speci)(\xfc)-10(cation)-300(is)-300(hy-)] TJ 0 -12 Td [(phenated)-300(here.)] TJ ET"
-	b := buildPDF(catalog, onePage, pageWith, flateStream("", []byte(content)),
+	b := apptest.PDFObjects(catalog, onePage, pageWith, flateStream("", []byte(content)),
 		"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding << /Differences [252 /fi] >> >>")
 	got, err := extract.New().ExtractText(t.Context(), bytes.NewReader(b), int64(len(b)), "application/pdf")
 	if err != nil {
