@@ -19,7 +19,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -110,21 +109,7 @@ func StartPebble(t testing.TB, cfg PebbleConfig) *Pebble {
 	// Validation itself is real: no PEBBLE_VA_ALWAYS_VALID.
 	cmd.Env = append(os.Environ(), "PEBBLE_VA_NOSLEEP=1", "PEBBLE_WFE_NONCEREJECT=0", "PEBBLE_AUTHZREUSE=0")
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		t.Fatalf("testserver: start pebble: %v", err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait(); logFile.Close() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	})
+	exited := startUntilCleanup(t, "pebble", cmd, logFile)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for {
@@ -132,9 +117,8 @@ func StartPebble(t testing.TB, cfg PebbleConfig) *Pebble {
 			return p
 		}
 		select {
-		case err := <-exited:
-			exited <- err
-			t.Fatalf("testserver: pebble exited before ready (%v); log:\n%s", err, serverLogTail(p.logPath))
+		case <-exited:
+			t.Fatalf("testserver: pebble exited before ready (%v); log:\n%s", cmd.ProcessState, serverLogTail(p.logPath))
 		case <-ctx.Done():
 			t.Fatalf("testserver: pebble not ready; log:\n%s", serverLogTail(p.logPath))
 		case <-time.After(100 * time.Millisecond):

@@ -3,6 +3,8 @@ package testserver
 import (
 	"os"
 	"os/exec"
+	"syscall"
+	"testing"
 	"time"
 )
 
@@ -19,4 +21,19 @@ func stopProcess(cmd *exec.Cmd, done <-chan struct{}, sig os.Signal, grace time.
 		<-done
 		return true
 	}
+}
+
+// startUntilCleanup starts cmd, whose output goes to logFile, and stops it
+// with SIGTERM (SIGKILL after 10 s) when t ends; logFile is closed once
+// the process has exited. It returns the channel closed at that exit.
+func startUntilCleanup(t testing.TB, name string, cmd *exec.Cmd, logFile *os.File) <-chan struct{} {
+	t.Helper()
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		t.Fatalf("testserver: start %s: %v", name, err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); logFile.Close(); close(exited) }()
+	t.Cleanup(func() { stopProcess(cmd, exited, syscall.SIGTERM, 10*time.Second) })
+	return exited
 }

@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -231,21 +230,7 @@ func runUntilReady(t testing.TB, bin, dir string, args []string, readyURL string
 	cmd.Dir = dir
 	cmd.Stdout = logFile
 	cmd.Stderr = logFile
-	if err := cmd.Start(); err != nil {
-		logFile.Close()
-		t.Fatalf("testserver: start %s: %v", bin, err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait(); logFile.Close() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	})
+	exited := startUntilCleanup(t, bin, cmd, logFile)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -260,9 +245,8 @@ func runUntilReady(t testing.TB, bin, dir string, args []string, readyURL string
 			}
 		}
 		select {
-		case err := <-exited:
-			exited <- err // let Cleanup's wait return
-			t.Fatalf("testserver: %s exited before ready (%v); log:\n%s", filepath.Base(bin), err, serverLogTail(logPath))
+		case <-exited:
+			t.Fatalf("testserver: %s exited before ready (%v); log:\n%s", filepath.Base(bin), cmd.ProcessState, serverLogTail(logPath))
 		case <-ctx.Done():
 			t.Fatalf("testserver: %s not ready at %s: %v; log:\n%s", filepath.Base(bin), readyURL, errors.Join(err, ctx.Err()), serverLogTail(logPath))
 		case <-time.After(100 * time.Millisecond):
