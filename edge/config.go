@@ -98,6 +98,17 @@ type Upstream struct {
 	ResponseHeaderTimeout time.Duration
 	// MaxIdleConnsPerHost is the idle pool kept per upstream (512).
 	MaxIdleConnsPerHost int
+	// TLSCA is the PEM file of the CAs that https:// upstreams' certificates
+	// must chain to, instead of the system's ("": the system's), and TLSCAPEM
+	// its content, read at load: a reload with a changed file makes new
+	// connections.
+	TLSCA, TLSCAPEM string
+	// TLSServerName is the name https:// upstreams' certificates are checked
+	// against and sent as SNI ("": the host of the upstream's URL).
+	TLSServerName string
+	// TLSInsecureSkipVerify accepts any certificate from https:// upstreams:
+	// encrypted, not authenticated. For a lab, never across a network.
+	TLSInsecureSkipVerify bool
 }
 
 // BasicAuth tunes Basic Auth.
@@ -323,7 +334,6 @@ func describe(n *yaml.Node) string {
 var (
 	topKeys    = []string{"listen", "admin", "trusted_proxies", "client_ip_headers", "access_log", "limits", "upstream", "basic_auth", "shutdown_grace", "underscores_in_headers", "headers", "users", "routes", "auth_servers", "allow", "deny", "encode", "error_pages", "tls", "h2c"}
 	limitKeys  = []string{"max_header_bytes", "read_header_timeout", "idle_timeout", "body_read_timeout"}
-	upKeys     = []string{"dial_timeout", "response_header_timeout", "max_idle_conns_per_host"}
 	authKeys   = []string{"failures_per_minute", "cache_ttl", "cache_entries"}
 	userKeys   = []string{"user", "hash"}
 	routeKeys  = []string{"path", "to", "auth", "strip_prefix", "max_body", "host", "headers", "pass_auth", "lb", "health", "passive", "retry", "resolve", "cookie", "allow", "deny", "forward_auth", "rate_limit", "encode", "redirect"}
@@ -411,21 +421,7 @@ func (l *loader) config(doc *yaml.Node) *Config {
 				}
 			})
 		case "upstream":
-			l.fields(v, k, upKeys, func(k2 string, v2 *yaml.Node) {
-				where := k + "." + k2
-				switch k2 {
-				case "dial_timeout":
-					cfg.Upstream.DialTimeout = l.duration(v2, where)
-				case "response_header_timeout":
-					cfg.Upstream.ResponseHeaderTimeout = l.duration(v2, where)
-				case "max_idle_conns_per_host":
-					cfg.Upstream.MaxIdleConnsPerHost = l.count(v2, where)
-					if cfg.Upstream.MaxIdleConnsPerHost == 0 {
-						// net/http would read 0 as its default of 2, which churns connections.
-						l.errorf(v2, "%s: want at least 1", where)
-					}
-				}
-			})
+			l.upstream(&cfg.Upstream, v, k)
 		case "basic_auth":
 			l.fields(v, k, authKeys, func(k2 string, v2 *yaml.Node) {
 				where := k + "." + k2

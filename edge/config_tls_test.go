@@ -162,8 +162,43 @@ routes:
 }
 
 // testCertPEM is a certificate in PEM: httptest's.
-func testCertPEM(t *testing.T) []byte {
+func testCertPEM(t testing.TB) []byte {
 	srv := httptest.NewTLSServer(nil)
 	defer srv.Close()
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+}
+
+// upstream.tls_* are read and checked at load: the CA file must hold a
+// certificate, and trusting a CA contradicts trusting anything.
+func TestLoadUpstreamTLS(t *testing.T) {
+	dir := t.TempDir()
+	good, bad := testCertFile(t), filepath.Join(dir, "bad.pem")
+	if err := os.WriteFile(bad, []byte("not a certificate\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"UP": "https://127.0.0.1:9", "GOOD": good, "BAD": bad, "MISSING": filepath.Join(dir, "none.pem")}
+	cfg, err := Load(strings.NewReader("upstream: { tls_ca: \"${GOOD}\", tls_server_name: app.internal }\nroutes: [ { path: /, to: \"${UP}\" } ]\n"), envLookup(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pem, _ := os.ReadFile(good)
+	if u := cfg.Upstream; u.TLSCA != good || u.TLSCAPEM != string(pem) || u.TLSServerName != "app.internal" || u.TLSInsecureSkipVerify {
+		t.Errorf("upstream TLS not loaded: %+v", u)
+	}
+	if c := upstreamTLS(cfg.Upstream); c.RootCAs == nil || c.ServerName != "app.internal" || c.InsecureSkipVerify {
+		t.Errorf("client config: %+v", c)
+	}
+	for _, c := range []struct{ upstream, want string }{
+		{`tls_ca: "${BAD}"`, "line 1: upstream.tls_ca: no PEM certificate in " + bad},
+		{`tls_ca: "${MISSING}"`, "line 1: upstream.tls_ca: open " + env["MISSING"] + ": no such file or directory"},
+		{`tls_ca: [a]`, "line 1: upstream.tls_ca: want a string, got a list"},
+		{`tls_insecure_skip_verify: yes`, `line 1: upstream.tls_insecure_skip_verify: want true or false, got "yes"`},
+		{`tls_ca: "${GOOD}", tls_insecure_skip_verify: true`, "line 1: upstream: tls_ca and tls_insecure_skip_verify contradict each other: keep one"},
+		{`tls_cert: x`, "line 1: upstream: unknown key \"tls_cert\""},
+	} {
+		_, err := Load(strings.NewReader("upstream: { "+c.upstream+" }\nroutes: [ { path: /, to: \"${UP}\" } ]\n"), envLookup(env))
+		if err == nil || !strings.HasPrefix(err.Error(), c.want) {
+			t.Errorf("%s: got %v, want %q", c.upstream, err, c.want)
+		}
+	}
 }

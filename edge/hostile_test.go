@@ -2,6 +2,7 @@ package edge
 
 import (
 	"bufio"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -38,6 +39,12 @@ type hostileCase struct {
 	// body then meets a reader that asks for exactly what is left, which
 	// bypasses bufio, and the surplus stays in the kernel (Buffered() == 0).
 	split int
+	// torn, if set, is written after resp by a write of its own (over TLS,
+	// a record of its own), of which the first half goes on the wire with
+	// resp and the rest only once the next request on the connection has
+	// arrived: over TLS, half a record the client has read and cannot yet
+	// open, invisible to bufio, the tls.Conn's reads and the socket alike.
+	torn string
 }
 
 var (
@@ -82,30 +89,45 @@ var hostileCases = []hostileCase{
 	{name: "chunk shorter than said", resp: "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n50\r\nadmin\r\n0\r\n\r\n" + smuggled},
 	{name: "Transfer-Encoding: identity", resp: "HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\nContent-Length: 5\r\n\r\nadmin" + smuggled},
 	{name: "bare LF framing", resp: "HTTP/1.1 200 OK\nContent-Length: 5\n\nadmin" + smuggled},
+	{name: "response torn across the next request", resp: "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nadmin", torn: smuggled},
 }
 
 // hostileUpstream answers /pub?m=X with its own marker "own:X" and the
-// admin's request with the current case's bytes.
+// admin's request with the current case's bytes, over TCP or TLS.
 type hostileUpstream struct {
 	l    net.Listener
+	tls  *tls.Config // nil: plain HTTP
 	mu   sync.Mutex
 	c    hostileCase
 	late chan struct{} // a late write is done
 }
 
-func newHostileUpstream(t *testing.T) *hostileUpstream {
+func newHostileUpstream(t *testing.T) *hostileUpstream { return startHostile(t, nil) }
+
+// newHostileUpstreamTLS serves https with the certificate of
+// httptest.NewTLSServer, which the CA file testCertFile trusts.
+func newHostileUpstreamTLS(t *testing.T) *hostileUpstream {
+	return startHostile(t, &tls.Config{Certificates: testTLSCert(t)})
+}
+
+func startHostile(t *testing.T, tc *tls.Config) *hostileUpstream {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	u := &hostileUpstream{l: l, late: make(chan struct{}, 16)}
+	u := &hostileUpstream{l: l, tls: tc, late: make(chan struct{}, 16)}
 	go u.serve()
 	t.Cleanup(func() { l.Close() })
 	return u
 }
 
-func (u *hostileUpstream) url() string { return "http://" + u.l.Addr().String() }
+func (u *hostileUpstream) url() string {
+	if u.tls != nil {
+		return "https://" + u.l.Addr().String()
+	}
+	return "http://" + u.l.Addr().String()
+}
 
 func (u *hostileUpstream) set(c hostileCase) {
 	u.mu.Lock()
@@ -131,11 +153,16 @@ func (u *hostileUpstream) serve() {
 		if err != nil {
 			return
 		}
-		go u.conn(c)
+		tc := &tornConn{Conn: c}
+		if u.tls != nil {
+			go u.conn(tls.Server(tc, u.tls), tc)
+		} else {
+			go u.conn(tc, tc)
+		}
 	}
 }
 
-func (u *hostileUpstream) conn(c net.Conn) {
+func (u *hostileUpstream) conn(c net.Conn, tc *tornConn) {
 	defer c.Close()
 	br := bufio.NewReader(c)
 	for {
@@ -156,8 +183,20 @@ func (u *hostileUpstream) conn(c net.Conn) {
 				time.Sleep(30 * time.Millisecond)
 				resp = resp[hc.split:]
 			}
+			if hc.torn != "" {
+				tc.hold()
+			}
 			if _, err := io.WriteString(c, resp); err != nil {
 				return
+			}
+			if hc.torn != "" {
+				mark := tc.held()
+				if _, err := io.WriteString(c, hc.torn); err != nil {
+					return
+				}
+				if err := tc.tear(mark); err != nil {
+					return
+				}
 			}
 			if hc.closeAfter {
 				return
@@ -178,10 +217,67 @@ func (u *hostileUpstream) conn(c net.Conn) {
 	}
 }
 
+// tornConn is the socket of a hostile upstream's connection. While holding,
+// its writes are kept; tear sends what was held up to mark and half of the
+// rest in one write, and the other half at the next read that brings
+// bytes, the next request: before it is answered.
+type tornConn struct {
+	net.Conn
+	mu      sync.Mutex
+	holding bool
+	buf     []byte
+	rest    []byte
+}
+
+func (c *tornConn) hold() {
+	c.mu.Lock()
+	c.holding, c.buf = true, nil
+	c.mu.Unlock()
+}
+
+// held is how many bytes are held.
+func (c *tornConn) held() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.buf)
+}
+
+func (c *tornConn) tear(mark int) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cut := mark + (len(c.buf)-mark)/2
+	c.holding, c.rest = false, c.buf[cut:]
+	_, err := c.Conn.Write(c.buf[:cut])
+	return err
+}
+
+func (c *tornConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.holding {
+		c.buf = append(c.buf, p...)
+		return len(p), nil
+	}
+	return c.Conn.Write(p)
+}
+
+func (c *tornConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if n > 0 && c.rest != nil {
+		if _, werr := c.Conn.Write(c.rest); werr != nil {
+			return n, werr
+		}
+		c.rest = nil
+	}
+	return n, err
+}
+
 const hostileYAML = `
 access_log: "off"
 users: { admins: [ { user: admin, hash: "${HASH}" } ] }
-upstream: { response_header_timeout: 2s }
+upstream: { response_header_timeout: 2s, tls_ca: "${CA}" }
 routes:
   - { path: /pub, to: "${UP}" }
   - { path: /admin, to: "${UP}", auth: admins }
@@ -199,14 +295,17 @@ func hostileClient() *http.Client {
 // request that takes the connection in that window reads them (golang/go
 // #68653; the race detector's slower scheduling hits it). The fast path is
 // held to every case.
-func runHostile(t *testing.T, strict bool) { runHostileWith(t, strict, false) }
+func runHostile(t *testing.T, strict bool) { runHostileWith(t, newHostileUpstream(t), strict, false) }
 
-// runHostileWith runs the table with GETs or, with bodies set, with POSTs
-// carrying a small form body from the admin and from the attacker (HEAD
-// cases are skipped then).
-func runHostileWith(t *testing.T, strict, bodies bool) {
-	up := newHostileUpstream(t)
-	e := startEdge(t, hostileYAML, map[string]string{"UP": up.url()})
+// runHostileWith runs the table against up with GETs or, with bodies set,
+// with POSTs carrying a small form body from the admin and from the
+// attacker (HEAD cases are skipped then).
+func runHostileWith(t *testing.T, up *hostileUpstream, strict, bodies bool) {
+	env := map[string]string{"UP": up.url(), "CA": ""}
+	if up.tls != nil {
+		env["CA"] = testCertFile(t)
+	}
+	e := startEdge(t, hostileYAML, env)
 	admin, attacker := hostileClient(), hostileClient()
 	defer admin.CloseIdleConnections()
 	defer attacker.CloseIdleConnections()
@@ -278,7 +377,18 @@ func TestHostileUpstreamFast(t *testing.T) {
 // case (http.Transport is not: golang/go#68653).
 func TestHostileUpstreamFastBodies(t *testing.T) {
 	t.Setenv(fastHTTP1Env, "on")
-	runHostileWith(t, true, true)
+	runHostileWith(t, newHostileUpstream(t), true, true)
+}
+
+// TestHostileUpstreamFastTLS runs the table against an https:// upstream,
+// with GETs and with small bodies, on the fast path: over TLS the stray
+// bytes may also wait decrypted in the tls.Conn, or as part of a record it
+// has read (the torn case), where neither bufio nor the socket shows them.
+func TestHostileUpstreamFastTLS(t *testing.T) {
+	t.Setenv(fastHTTP1Env, "on")
+	up := newHostileUpstreamTLS(t)
+	t.Run("GET", func(t *testing.T) { runHostileWith(t, up, true, false) })
+	t.Run("POST", func(t *testing.T) { runHostileWith(t, up, true, true) })
 }
 
 // TestHostileUpstreamTransport runs the same table on Go's http.Transport

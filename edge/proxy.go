@@ -48,10 +48,10 @@ type transportKey struct {
 // newTransport returns a Transport tuned for one upstream on a fast network:
 // an idle pool sized for hundreds of concurrent clients (Go's default of 2
 // makes most requests open a new connection), no transparent gzip (bodies
-// pass through as they are), and no environment proxy. For an http://
-// upstream, requests without a body or with a small one take the fast path
-// of transport.go, and what is left to http.Transport gets a connection of
-// its own (see withFastHTTP1).
+// pass through as they are), no environment proxy, HTTP/1.1 (over TLS to
+// https:// upstreams, trusted as up says). Requests without a body or with
+// a small one take the fast path of transport.go, and what is left to
+// http.Transport gets a connection of its own (see withFastHTTP1).
 func newTransport(up Upstream, scheme string) *http.Transport {
 	d := &net.Dialer{Timeout: up.DialTimeout, KeepAlive: 30 * time.Second}
 	return withFastHTTP1(&http.Transport{
@@ -60,7 +60,8 @@ func newTransport(up Upstream, scheme string) *http.Transport {
 		MaxIdleConns:          0, // no global bound; MaxIdleConnsPerHost bounds each upstream
 		MaxIdleConnsPerHost:   up.MaxIdleConnsPerHost,
 		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   10 * time.Second,
+		TLSClientConfig:       upstreamTLS(up),
+		TLSHandshakeTimeout:   tlsHandshakeTimeout,
 		ResponseHeaderTimeout: up.ResponseHeaderTimeout,
 		ExpectContinueTimeout: 1 * time.Second,
 		DisableCompression:    true,

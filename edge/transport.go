@@ -3,6 +3,7 @@ package edge
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -19,14 +20,15 @@ import (
 )
 
 // The fast HTTP/1.1 path. The edge's hot path is a small request without a
-// body to a plain-HTTP upstream on loopback. http.Transport serves it with
+// body to an upstream on loopback. http.Transport serves it with
 // two goroutines per connection (readLoop, writeLoop) and several channel
 // handoffs per request; profiles of the edge put a third of its CPU there.
 // fastTransport does the same exchange on the calling goroutine: write the
 // request, read the response, hand the connection back to a LIFO idle pool
-// once the body is consumed. Everything else (large, chunked or Expect
-// request bodies, upgrades, https) stays with the tuned http.Transport it is
-// registered in, which for plain HTTP uses each connection once.
+// once the body is consumed. It speaks HTTP/1.1 over TCP or TLS
+// (transport_tls.go). Everything else (large, chunked or Expect request
+// bodies, upgrades) stays with the tuned http.Transport it is registered
+// in, which uses each connection once.
 //
 // A pooled connection must never carry bytes of one response into the next
 // request: that request may be another client's, on another route of the
@@ -71,13 +73,13 @@ var (
 // closeIdle takes its entry (and the idle connections) with it.
 var fastOf sync.Map // weak.Pointer[http.Transport] -> *fastTransport
 
-// withFastHTTP1 registers the fast path for "http" URLs in tr, unless
+// withFastHTTP1 registers the fast path for "http" and "https" URLs in tr
+// (https with tr's TLSClientConfig, or the system's roots if nil), unless
 // EDGE_FAST_HTTP1 turns it off. tr keeps serving what the fast path skips.
 //
-// For an http:// upstream (scheme "http"; "" for a Transport shared by
-// several, as forward auth's, which keeps its pool), tr then never reuses a
-// connection: what
-// it gets (bodies past fastBodyMax, chunked or with Expect, upgrades) are
+// For an upstream's Transport (scheme "http" or "https"; "" for a Transport
+// shared by several, as forward auth's, which keeps its pool), tr then never
+// reuses a connection: what it gets (bodies past fastBodyMax, chunked or with Expect, upgrades) are
 // the requests after which the edge cannot prove the connection clean. Its
 // pool hands a connection back before its read loop looks for bytes past
 // the response (golang/go#68653), and an upstream that refused a body
@@ -90,15 +92,16 @@ func withFastHTTP1(tr *http.Transport, up Upstream, d *net.Dialer, scheme string
 	case "off", "0", "false":
 		return tr
 	}
-	if scheme == "http" {
+	if scheme == "http" || scheme == "https" {
 		// Not DisableKeepAlives: its Connection: close makes Go's server
 		// skip reading up to 256 KiB of a refused body before it answers,
 		// and its reset then often beats the answer (refusal_test.go).
 		// The upstream sees a keep-alive request; the edge closes after it.
 		tr.MaxIdleConnsPerHost = -1
 	}
-	f := newFastTransport(up, d)
+	f := newFastTransport(up, d, tr.TLSClientConfig)
 	tr.RegisterProtocol("http", f)
+	tr.RegisterProtocol("https", f)
 	k := weak.Make(tr)
 	fastOf.Store(k, f)
 	runtime.AddCleanup(tr, func(k weak.Pointer[http.Transport]) {
@@ -118,34 +121,50 @@ func closeIdle(tr *http.Transport) {
 	}
 }
 
-// fastTransport is an http.RoundTripper for plain HTTP/1.1 requests without
-// a body; it answers http.ErrSkipAltProtocol to the others, which sends them
-// to the http.Transport it is registered in.
+// fastTransport is an http.RoundTripper for HTTP/1.1 requests without a
+// body or with a small one; it answers http.ErrSkipAltProtocol to the
+// others, which sends them to the http.Transport it is registered in.
 type fastTransport struct {
 	dial          func(ctx context.Context, network, addr string) (net.Conn, error)
+	tls           *tls.Config   // of https:// upstreams
 	headerTimeout time.Duration // 0: none
 	maxIdle       int
 
 	mu      sync.Mutex
-	idle    map[string][]*fastConn // by URL.Host, most recently used last
-	closing bool                   // closeIdle was called: close what becomes idle
+	idle    map[connKey][]*fastConn // most recently used last
+	closing bool                    // closeIdle was called: close what becomes idle
 }
 
-func newFastTransport(up Upstream, d *net.Dialer) *fastTransport {
+// connKey is what idle connections are kept by.
+type connKey struct{ scheme, host string }
+
+// newFastTransport returns the fast path for up. tc configures https://
+// upstreams; if nil, the system's roots are trusted.
+func newFastTransport(up Upstream, d *net.Dialer, tc *tls.Config) *fastTransport {
+	if tc == nil {
+		tc = &tls.Config{NextProtos: []string{"http/1.1"}}
+	}
 	return &fastTransport{
 		dial:          d.DialContext,
+		tls:           tc,
 		headerTimeout: up.ResponseHeaderTimeout,
 		maxIdle:       up.MaxIdleConnsPerHost,
-		idle:          make(map[string][]*fastConn),
+		idle:          make(map[connKey][]*fastConn),
 	}
 }
 
 // fastConn is one upstream connection with its buffers.
 type fastConn struct {
-	t        *fastTransport
-	key      string
-	conn     net.Conn
-	peeker   *socketPeeker // proves the connection clean before reuse
+	t      *fastTransport
+	key    connKey
+	conn   net.Conn // the socket or, for https, tc
+	raw    net.Conn // the socket
+	peeker *socketPeeker
+	// tc and rr are set for https: the TLS connection over rr, which
+	// follows the record framing on the socket (transport_tls.go).
+	tc       *tls.Conn
+	rr       *recordReader
+	probe    [1]byte
 	cr       connReader
 	br       *bufio.Reader
 	bw       *bufio.Writer
@@ -156,6 +175,19 @@ type fastConn struct {
 	// the AfterFunc's stop before the connection is pooled, and closes the
 	// connection instead if the function had already started.
 	onCancel func()
+}
+
+// idleClean reports whether nothing at all is waiting on fc, an idle
+// connection: bytes or a close that arrived while it was idle mean the
+// upstream is out of step with it (see socketPeeker).
+func (fc *fastConn) idleClean() bool {
+	if fc.br.Buffered() != 0 {
+		return false
+	}
+	if fc.tc != nil && !tlsIdleClean(fc.tc, fc.rr, fc.probe[:]) {
+		return false
+	}
+	return fc.peeker.idleClean()
 }
 
 // cancel ends the I/O of the request in flight: its context ended.
@@ -203,7 +235,7 @@ const fastBodyMax = 64 << 10
 // hands out only connections a socket peek proves clean.
 func fastPath(req *http.Request) bool {
 	noBody := req.Body == nil || req.Body == http.NoBody
-	return req.URL.Scheme == "http" &&
+	return (req.URL.Scheme == "http" || req.URL.Scheme == "https") &&
 		(req.ContentLength == 0 && noBody || req.ContentLength > 0 && req.ContentLength <= fastBodyMax && !noBody && req.Header["Expect"] == nil) &&
 		!req.Close && len(req.TransferEncoding) == 0 &&
 		len(req.Trailer) == 0 && req.Header["Upgrade"] == nil && req.URL.Host != ""
@@ -230,7 +262,7 @@ func (t *fastTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	ctx := req.Context()
 	for retried := false; ; retried = true {
-		fc, reused, err := t.get(ctx, req.URL.Host, retried)
+		fc, reused, err := t.get(ctx, connKey{req.URL.Scheme, req.URL.Host}, retried)
 		if err != nil {
 			return nil, err
 		}
@@ -251,37 +283,52 @@ func (t *fastTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 }
 
-// get returns an idle connection to host, or dials one (always, if fresh).
-func (t *fastTransport) get(ctx context.Context, host string, fresh bool) (fc *fastConn, reused bool, err error) {
+// get returns an idle connection for k, or dials one (always, if fresh).
+func (t *fastTransport) get(ctx context.Context, k connKey, fresh bool) (fc *fastConn, reused bool, err error) {
 	now := time.Now()
 	t.mu.Lock()
-	for s := t.idle[host]; len(s) > 0 && !fresh; s = t.idle[host] {
+	for s := t.idle[k]; len(s) > 0 && !fresh; s = t.idle[k] {
 		fc = s[len(s)-1]
 		s[len(s)-1] = nil
-		t.idle[host] = s[:len(s)-1]
+		t.idle[k] = s[:len(s)-1]
 		t.mu.Unlock()
-		// Handed out only if provably clean now: bytes or a close that
-		// arrived while it was idle mean the upstream is out of step with
-		// it (see socketPeeker); the request goes on another connection.
-		if now.Sub(fc.idleAt) < idleConnTimeout && fc.br.Buffered() == 0 && fc.peeker.idleClean() {
+		// Handed out only if provably clean now; otherwise the request
+		// goes on another connection.
+		if now.Sub(fc.idleAt) < idleConnTimeout && fc.idleClean() {
 			return fc, true, nil
 		}
-		fc.conn.Close()
+		fc.close()
 		t.mu.Lock()
 	}
 	t.mu.Unlock()
-	addr := host
-	if _, _, err := net.SplitHostPort(host); err != nil {
-		addr = net.JoinHostPort(host, "80")
+	return t.dialConn(ctx, k)
+}
+
+// dialConn opens a connection for k.
+func (t *fastTransport) dialConn(ctx context.Context, k connKey) (*fastConn, bool, error) {
+	host, port, err := net.SplitHostPort(k.host)
+	if err != nil {
+		host, port = k.host, "80"
+		if k.scheme == "https" {
+			port = "443"
+		}
 	}
-	c, err := t.dial(ctx, "tcp", addr)
+	raw, err := t.dial(ctx, "tcp", net.JoinHostPort(host, port))
 	if err != nil {
 		return nil, false, fmt.Errorf("dial upstream: %w", err)
 	}
-	fc = &fastConn{t: t, key: host, conn: c, peeker: newSocketPeeker(c), cr: connReader{c: c, limit: -1}}
+	fc := &fastConn{t: t, key: k, conn: raw, raw: raw, peeker: newSocketPeeker(raw)}
+	if k.scheme == "https" {
+		if fc.tc, fc.rr, err = dialTLS(ctx, t.tls, raw, host); err != nil {
+			raw.Close()
+			return nil, false, err
+		}
+		fc.conn = fc.tc
+	}
+	fc.cr = connReader{c: fc.conn, limit: -1}
 	fc.onCancel = fc.cancel
 	fc.br = bufio.NewReaderSize(&fc.cr, 16<<10)
-	fc.bw = bufio.NewWriterSize(c, 4<<10)
+	fc.bw = bufio.NewWriterSize(fc.conn, 4<<10)
 	return fc, false, nil
 }
 
@@ -293,7 +340,7 @@ func (t *fastTransport) put(fc *fastConn) {
 	s := t.idle[fc.key]
 	if t.closing || len(s) >= t.maxIdle {
 		t.mu.Unlock()
-		fc.conn.Close()
+		fc.close()
 		return
 	}
 	var stale *fastConn
@@ -304,7 +351,7 @@ func (t *fastTransport) put(fc *fastConn) {
 	t.idle[fc.key] = append(s, fc)
 	t.mu.Unlock()
 	if stale != nil {
-		stale.conn.Close()
+		stale.close()
 	}
 }
 
@@ -313,17 +360,20 @@ func (t *fastTransport) put(fc *fastConn) {
 func (t *fastTransport) closeIdle() {
 	t.mu.Lock()
 	m := t.idle
-	t.idle = make(map[string][]*fastConn)
+	t.idle = make(map[connKey][]*fastConn)
 	t.closing = true
 	t.mu.Unlock()
 	for _, s := range m {
 		for _, fc := range s {
-			fc.conn.Close()
+			fc.close()
 		}
 	}
 }
 
-func (fc *fastConn) close() { fc.conn.Close() }
+// close closes the socket. Not through tls.Conn: its close_notify could
+// wait up to 5 s on an upstream that reads nothing, and a connection is
+// closed because it is out of step or done with, when no alert is owed.
+func (fc *fastConn) close() { fc.raw.Close() }
 
 // roundTrip writes req and reads the response header on fc. A context that
 // ends meanwhile (the client went away) puts fc's deadline in the past,

@@ -44,7 +44,7 @@ func newConnCounter(t *testing.T, h http.HandlerFunc) *connCounter {
 
 func testFast(maxIdle int, headerTimeout time.Duration) *fastTransport {
 	up := Upstream{DialTimeout: 5 * time.Second, ResponseHeaderTimeout: headerTimeout, MaxIdleConnsPerHost: maxIdle}
-	return newFastTransport(up, &net.Dialer{Timeout: up.DialTimeout})
+	return newFastTransport(up, &net.Dialer{Timeout: up.DialTimeout}, nil)
 }
 
 func (t *fastTransport) idleCount() int {
@@ -157,7 +157,12 @@ func TestFastSkips(t *testing.T) {
 			r.Header.Set("Expect", "100-continue")
 			return r
 		}(),
-		"https": mustRequest(t, "GET", "https://127.0.0.1:1/", nil),
+		"https upgrade": func() *http.Request {
+			r := mustRequest(t, "GET", "https://127.0.0.1:1/", nil)
+			r.Header.Set("Upgrade", "websocket")
+			return r
+		}(),
+		"other scheme": mustRequest(t, "GET", "ftp://127.0.0.1:1/", nil),
 		"upgrade": func() *http.Request {
 			r := mustRequest(t, "GET", "http://127.0.0.1:1/", nil)
 			r.Header.Set("Upgrade", "websocket")
@@ -798,7 +803,7 @@ func TestFastPeekRefusesDirtyIdle(t *testing.T) {
 	}
 	up.waitLate(t) // the late response is in the socket, not in bufio
 	ft.mu.Lock()
-	idle := ft.idle[strings.TrimPrefix(up.url(), "http://")]
+	idle := ft.idle[connKey{"http", strings.TrimPrefix(up.url(), "http://")}]
 	ft.mu.Unlock()
 	if len(idle) != 1 || idle[0].br.Buffered() != 0 {
 		t.Fatalf("want one idle connection with nothing buffered, got %d", len(idle))
