@@ -112,8 +112,11 @@ func TestNo1xxToHTTP10(t *testing.T) {
 			}{
 				{"GET /x HTTP/1.0\r\n\r\n", 200},
 				{"GET /x HTTP/1.0\r\nHost: a.test\r\nConnection: keep-alive\r\n\r\n", 200},
-				{"HEAD /x HTTP/1.0\r\nHost: a.test\r\n\r\n", 200},
 				{"GET /x HTTP/1.1\r\nHost: a.test\r\n\r\n", 102},
+				// Last: the upstream answers HEAD with a body, which
+				// http.Transport's pool may hand to the next request
+				// (golang/go#68653; the fast path closes the connection).
+				{"HEAD /x HTTP/1.0\r\nHost: a.test\r\n\r\n", 200},
 			} {
 				c, err := net.Dial("tcp", e.addr)
 				if err != nil {
