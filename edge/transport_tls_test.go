@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/binary"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -20,6 +21,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"selfhost.dev/edgeapp/internal/testserver"
 )
 
 // testTLSCert is the certificate of httptest.NewTLSServer (for 127.0.0.1,
@@ -329,5 +332,67 @@ func TestTLSIdleClean(t *testing.T) {
 		if tlsIdleClean(tc, rr, probe) {
 			t.Error("a whole record read from the socket and not opened is called clean")
 		}
+	})
+}
+
+// A real TLS stack as the upstream: nginx (OpenSSL, TLS 1.3 session
+// tickets after the handshake, close_notify on its keep-alive close).
+// Requests of every kind go through on both paths, and on the fast path
+// one connection carries them all.
+func TestHTTPSUpstreamNginx(t *testing.T) {
+	cert := testTLSCert(t)[0]
+	key, err := x509.MarshalPKCS8PrivateKey(cert.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ng := testserver.StartNginx(t, "ssl", `
+		ssl_certificate {{dir}}/cert.pem;
+		ssl_certificate_key {{dir}}/key.pem;
+		ssl_protocols TLSv1.2 TLSv1.3;
+		client_body_buffer_size 1m;
+		location / {
+			add_header X-Conn $connection always;
+			return 200 "ok $request_method $uri $content_length\n";
+		}`, map[string]string{
+		"cert.pem": string(testCertPEM(t)),
+		"key.pem":  string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key})),
+	})
+	ca := testCertFile(t)
+	bothPaths(t, func(t *testing.T) {
+		e := startEdge(t, "access_log: \"off\"\nupstream: { tls_ca: \"${CA}\" }\nroutes: [ { path: /, to: \"${UP}\" } ]\n",
+			map[string]string{"UP": "https://" + ng.Addr, "CA": ca})
+		c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}}
+		defer c.CloseIdleConnections()
+		conns := map[string]bool{}
+		do := func(method, path string, body []byte, want string) {
+			t.Helper()
+			req, _ := http.NewRequest(method, e.url+path, bytes.NewReader(body))
+			if body == nil {
+				req.Body = nil
+			}
+			res, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode != 200 || string(b) != want {
+				t.Fatalf("%s %s: %d %q, want %q", method, path, res.StatusCode, b, want)
+			}
+			conns[res.Header.Get("X-Conn")] = true
+		}
+		for i := range 20 {
+			do("GET", fmt.Sprint("/n", i), nil, fmt.Sprintf("ok GET /n%d \n", i))
+			if i%5 == 0 {
+				time.Sleep(50 * time.Millisecond) // idle a moment: whatever nginx sends late is seen
+			}
+		}
+		do("HEAD", "/h", nil, "")
+		do("POST", "/form", []byte("a=1"), "ok POST /form 3\n")
+		do("GET", "/after", nil, "ok GET /after \n")
+		if os.Getenv(fastHTTP1Env) == "on" && len(conns) != 1 {
+			t.Errorf("the fast path used %d connections to nginx for 23 requests, want 1", len(conns))
+		}
+		do("POST", "/up", make([]byte, 200<<10), fmt.Sprintf("ok POST /up %d\n", 200<<10))
 	})
 }
