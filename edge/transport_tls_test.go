@@ -153,6 +153,26 @@ func TestHTTPSUpstream(t *testing.T) {
 				t.Errorf("upload of %d bytes: %d %q, want %q", size, res.StatusCode, b, want)
 			}
 		}
+		// A pool of https:// upstreams, health-checked through the same
+		// transport: a healthy pool serves from both.
+		up2 := newTLSUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "two") }))
+		env["UP2"] = up2.URL
+		pe := startEdge(t, "access_log: \"off\"\nupstream: { tls_ca: \"${CA}\" }\nroutes:\n  - { path: /, to: [\"${UP}\", \"${UP2}\"], health: { path: /health, interval: 100ms, timeout: 50ms } }\n", env)
+		time.Sleep(300 * time.Millisecond)
+		got := map[string]int{}
+		for range 10 {
+			res, err := c.Get(pe.url + "/p")
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			got[fmt.Sprint(res.StatusCode, " ", string(b))]++
+		}
+		if got["200 GET /p 0 tls=true"] != 5 || got["200 two"] != 5 {
+			t.Errorf("pool of two https upstreams answered %v, want 5 and 5", got)
+		}
+
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		ws, _, err := websocket.Dial(ctx, "ws://"+e.addr+"/ws", nil)
