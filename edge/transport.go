@@ -13,6 +13,7 @@ import (
 	"net/textproto"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -78,15 +79,15 @@ var fastOf sync.Map // weak.Pointer[http.Transport] -> *fastTransport
 // EDGE_FAST_HTTP1 turns it off. tr keeps serving what the fast path skips.
 //
 // For an upstream's Transport (scheme "http" or "https"; "" for a Transport
-// shared by several, as forward auth's, which keeps its pool), tr then never
-// reuses a connection: what it gets (bodies past fastBodyMax, chunked or with Expect, upgrades) are
-// the requests after which the edge cannot prove the connection clean. Its
-// pool hands a connection back before its read loop looks for bytes past
-// the response (golang/go#68653), and an upstream that refused a body
-// without reading it would take that body, an attacker's, as the head of
-// the next client's request. A connection per such request costs a
-// loopback connect against a body of 64 KiB or more, or a websocket's
-// lifetime.
+// shared by several, as forward auth's, which keeps its pool), tr then
+// never reuses a connection: what it gets (bodies past fastBodyMax, chunked
+// or with Expect, upgrades) are the requests after which the edge cannot
+// prove the connection clean. Its pool hands a connection back before its
+// read loop looks for bytes past the response (golang/go#68653), and an
+// upstream that refused a body without reading it would take that body, an
+// attacker's, as the head of the next client's request. A connection per
+// such request costs a loopback connect (over TLS, a resumed handshake)
+// against a body of 64 KiB or more, or a websocket's lifetime.
 func withFastHTTP1(tr *http.Transport, up Upstream, d *net.Dialer, scheme string) *http.Transport {
 	switch os.Getenv(fastHTTP1Env) {
 	case "off", "0", "false":
@@ -307,8 +308,8 @@ func (t *fastTransport) get(ctx context.Context, k connKey, fresh bool) (fc *fas
 // dialConn opens a connection for k.
 func (t *fastTransport) dialConn(ctx context.Context, k connKey) (*fastConn, bool, error) {
 	host, port, err := net.SplitHostPort(k.host)
-	if err != nil {
-		host, port = k.host, "80"
+	if err != nil { // no port: the scheme's
+		host, port = strings.TrimSuffix(strings.TrimPrefix(k.host, "["), "]"), "80"
 		if k.scheme == "https" {
 			port = "443"
 		}
