@@ -155,10 +155,22 @@ func TestHTTPSUpstream(t *testing.T) {
 		}
 		// A pool of https:// upstreams, health-checked through the same
 		// transport: a healthy pool serves from both.
-		up2 := newTLSUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "two") }))
+		var checks atomic.Int64 // health checks that reached up2 over TLS
+		up2 := newTLSUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/health" && r.TLS != nil {
+				checks.Add(1)
+			}
+			fmt.Fprint(w, "two")
+		}))
 		env["UP2"] = up2.URL
-		pe := startEdge(t, "access_log: \"off\"\nupstream: { tls_ca: \"${CA}\" }\nroutes:\n  - { path: /, to: [\"${UP}\", \"${UP2}\"], health: { path: /health, interval: 100ms, timeout: 50ms } }\n", env)
-		time.Sleep(300 * time.Millisecond)
+		// A long interval: a slow check on a loaded machine cannot take an
+		// upstream out during the test; that the checks arrive is the point.
+		pe := startEdge(t, "access_log: \"off\"\nupstream: { tls_ca: \"${CA}\" }\nroutes:\n  - { path: /, to: [\"${UP}\", \"${UP2}\"], health: { path: /health, interval: 5s, timeout: 4s } }\n", env)
+		for deadline := time.Now().Add(5 * time.Second); checks.Load() == 0; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("no health check reached the https upstream")
+			}
+		}
 		got := map[string]int{}
 		for range 10 {
 			res, err := c.Get(pe.url + "/p")
