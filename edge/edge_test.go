@@ -90,6 +90,17 @@ func echoWebsocket(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// bothPaths runs f with the fast path on and off (EDGE_FAST_HTTP1): the
+// proxy tests hold both transports to the same behaviour.
+func bothPaths(t *testing.T, f func(t *testing.T)) {
+	for _, mode := range []string{"on", "off"} {
+		t.Run("fast="+mode, func(t *testing.T) {
+			t.Setenv(fastHTTP1Env, mode)
+			f(t)
+		})
+	}
+}
+
 // testEdge is an edge serving on loopback listeners, as in production.
 type testEdge struct {
 	*Server

@@ -102,39 +102,36 @@ func informationalUpstream(t *testing.T) string {
 // 1xx responses never reach an HTTP/1.0 client (RFC 9110 §15.2); an
 // HTTP/1.1 client gets them before the final response. On both transports.
 func TestNo1xxToHTTP10(t *testing.T) {
-	for _, mode := range []string{"on", "off"} {
-		t.Run("fast="+mode, func(t *testing.T) {
-			t.Setenv(fastHTTP1Env, mode)
-			e := startEdge(t, `{ access_log: "off", routes: [ { path: /, to: "${UP}" } ] }`, map[string]string{"UP": informationalUpstream(t)})
-			for _, tc := range []struct {
-				req   string
-				first int
-			}{
-				{"GET /x HTTP/1.0\r\n\r\n", 200},
-				{"GET /x HTTP/1.0\r\nHost: a.test\r\nConnection: keep-alive\r\n\r\n", 200},
-				{"GET /x HTTP/1.1\r\nHost: a.test\r\n\r\n", 102},
-				// Last: the upstream answers HEAD with a body, which
-				// http.Transport's pool may hand to the next request
-				// (golang/go#68653; the fast path closes the connection).
-				{"HEAD /x HTTP/1.0\r\nHost: a.test\r\n\r\n", 200},
-			} {
-				c, err := net.Dial("tcp", e.addr)
-				if err != nil {
-					t.Fatal(err)
-				}
-				_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-				_, _ = io.WriteString(c, tc.req)
-				res, err := http.ReadResponse(bufio.NewReader(c), nil)
-				c.Close()
-				if err != nil {
-					t.Fatalf("%q: %v", tc.req, err)
-				}
-				if res.StatusCode != tc.first {
-					t.Errorf("%q: first response %d, want %d", tc.req, res.StatusCode, tc.first)
-				}
+	bothPaths(t, func(t *testing.T) {
+		e := startEdge(t, `{ access_log: "off", routes: [ { path: /, to: "${UP}" } ] }`, map[string]string{"UP": informationalUpstream(t)})
+		for _, tc := range []struct {
+			req   string
+			first int
+		}{
+			{"GET /x HTTP/1.0\r\n\r\n", 200},
+			{"GET /x HTTP/1.0\r\nHost: a.test\r\nConnection: keep-alive\r\n\r\n", 200},
+			{"GET /x HTTP/1.1\r\nHost: a.test\r\n\r\n", 102},
+			// Last: the upstream answers HEAD with a body, which
+			// http.Transport's pool may hand to the next request
+			// (golang/go#68653; the fast path closes the connection).
+			{"HEAD /x HTTP/1.0\r\nHost: a.test\r\n\r\n", 200},
+		} {
+			c, err := net.Dial("tcp", e.addr)
+			if err != nil {
+				t.Fatal(err)
 			}
-		})
-	}
+			_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+			_, _ = io.WriteString(c, tc.req)
+			res, err := http.ReadResponse(bufio.NewReader(c), nil)
+			c.Close()
+			if err != nil {
+				t.Fatalf("%q: %v", tc.req, err)
+			}
+			if res.StatusCode != tc.first {
+				t.Errorf("%q: first response %d, want %d", tc.req, res.StatusCode, tc.first)
+			}
+		}
+	})
 }
 
 // A client's malformed chunked body is a 400, counted as the client's

@@ -31,13 +31,28 @@ type connCounter struct {
 
 func newConnCounter(t *testing.T, h http.HandlerFunc) *connCounter {
 	t.Helper()
+	return startConnCounter(t, h, false)
+}
+
+// newConnCounterTLS is an https:// connCounter, with the certificate
+// testCertFile trusts.
+func newConnCounterTLS(t *testing.T, h http.HandlerFunc) *connCounter {
+	t.Helper()
+	return startConnCounter(t, h, true)
+}
+
+func startConnCounter(t *testing.T, h http.HandlerFunc, withTLS bool) *connCounter {
 	u := &connCounter{Server: httptest.NewUnstartedServer(h)}
 	u.Config.ConnState = func(_ net.Conn, s http.ConnState) {
 		if s == http.StateNew {
 			u.conns.Add(1)
 		}
 	}
-	u.Start()
+	if withTLS {
+		u.StartTLS()
+	} else {
+		u.Start()
+	}
 	t.Cleanup(u.Close)
 	return u
 }

@@ -43,35 +43,6 @@ func testCertFile(t testing.TB) string {
 	return p
 }
 
-// tlsUpstream is an https:// upstream counting its TLS connections.
-type tlsUpstream struct {
-	*httptest.Server
-	conns atomic.Int64
-}
-
-func newTLSUpstream(t *testing.T, h http.Handler) *tlsUpstream {
-	u := &tlsUpstream{}
-	u.Server = httptest.NewUnstartedServer(h)
-	u.Config.ConnState = func(_ net.Conn, s http.ConnState) {
-		if s == http.StateNew {
-			u.conns.Add(1)
-		}
-	}
-	u.StartTLS()
-	t.Cleanup(u.Close)
-	return u
-}
-
-// bothPaths runs f with the fast path on and off.
-func bothPaths(t *testing.T, f func(t *testing.T)) {
-	for _, mode := range []string{"on", "off"} {
-		t.Run("fast="+mode, func(t *testing.T) {
-			t.Setenv(fastHTTP1Env, mode)
-			f(t)
-		})
-	}
-}
-
 // An https:// upstream is trusted as upstream.tls_* says: its CA file, its
 // name, or nothing checked; otherwise the client gets 502 and the upstream
 // never sees the request. Bodies large and small, and websockets, go through;
@@ -79,7 +50,7 @@ func bothPaths(t *testing.T, f func(t *testing.T)) {
 func TestHTTPSUpstream(t *testing.T) {
 	bothPaths(t, func(t *testing.T) {
 		var seen atomic.Int64
-		up := newTLSUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		up := newConnCounterTLS(t, func(w http.ResponseWriter, r *http.Request) {
 			if r.Header.Get("Upgrade") == "websocket" {
 				echoWebsocket(w, r)
 				return
@@ -87,7 +58,7 @@ func TestHTTPSUpstream(t *testing.T) {
 			seen.Add(1)
 			n, _ := io.Copy(io.Discard, r.Body)
 			fmt.Fprintf(w, "%s %s %d tls=%v", r.Method, r.URL.Path, n, r.TLS != nil)
-		}))
+		})
 		ca := testCertFile(t)
 		env := map[string]string{"UP": up.URL, "CA": ca, "NAMED": strings.Replace(up.URL, "127.0.0.1", "localhost", 1)}
 		for _, c := range []struct {
@@ -156,12 +127,12 @@ func TestHTTPSUpstream(t *testing.T) {
 		// A pool of https:// upstreams, health-checked through the same
 		// transport: a healthy pool serves from both.
 		var checks atomic.Int64 // health checks that reached up2 over TLS
-		up2 := newTLSUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		up2 := newConnCounterTLS(t, func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Path == "/health" && r.TLS != nil {
 				checks.Add(1)
 			}
 			fmt.Fprint(w, "two")
-		}))
+		})
 		env["UP2"] = up2.URL
 		// A long interval: a slow check on a loaded machine cannot take an
 		// upstream out during the test; that the checks arrive is the point.
