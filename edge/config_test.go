@@ -274,6 +274,7 @@ func FuzzLoadConfig(f *testing.F) {
 		"a: b: c",
 		"{",
 		"routes: [ { path: \"/%2e\", to: \"${X\" } ]",
+		"upstream: { tls_server_name: a.internal, tls_insecure_skip_verify: true, tls_ca: \"\" }\nroutes: [ { path: /, to: \"https://h:1\" } ]",
 	}
 	if b, err := os.ReadFile("../routes.yaml"); err == nil {
 		seeds = append(seeds, string(b))
