@@ -182,6 +182,10 @@ func (s *Server) apply(cfg *Config) {
 	s.buildMu.Lock()
 	defer s.buildMu.Unlock()
 	s.auth.cache.configure(cfg.BasicAuth.CacheTTL, cfg.BasicAuth.CacheEntries)
+	if cfg.Upstream.TLSInsecureSkipVerify {
+		// Said at every load: a lab setting must not go unnoticed in production.
+		s.log.Warn("upstream.tls_insecure_skip_verify is on: https:// upstreams' certificates are not checked")
+	}
 	t := s.buildTable(cfg)
 	s.cur.Store(t)
 	s.swapPools(t)

@@ -9,6 +9,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -21,6 +22,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"selfhost.dev/edgeapp/internal/testserver"
 )
@@ -170,6 +172,23 @@ func TestHTTPSUpstream(t *testing.T) {
 			t.Errorf("websocket echo: %q %v", b, err)
 		}
 	})
+}
+
+// Turning certificate checks off is said in the log at every load.
+func TestInsecureUpstreamWarned(t *testing.T) {
+	cfg, err := Load(strings.NewReader("upstream: { tls_insecure_skip_verify: true }\nroutes: [ { path: /, to: \"https://127.0.0.1:1\" } ]\n"), envLookup(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	s, err := New(cfg, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil)), Registry: prometheus.NewRegistry(), AccessLog: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.alog.Close()
+	if !strings.Contains(logs.String(), "level=WARN msg=\"upstream.tls_insecure_skip_verify is on") {
+		t.Errorf("no warning in the log:\n%s", logs.String())
+	}
 }
 
 // A hostile upstream that sends half a TLS record after its response (the
