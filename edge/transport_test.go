@@ -3,6 +3,7 @@ package edge
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -192,25 +193,31 @@ func TestFastSkips(t *testing.T) {
 }
 
 // An idle connection the upstream closed is never handed out: the peek
-// sees the close, and GET and POST alike go on a new connection.
+// sees the close (over TLS, its close_notify), and GET and POST alike go on
+// a new connection.
 func TestFastServerClosedIdle(t *testing.T) {
-	up := newConnCounter(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
-	ft := testFast(8, time.Minute)
-	fetch(t, ft, "GET", up.URL)
-	up.CloseClientConnections()
-	if _, body := fetch(t, ft, "GET", up.URL); body != "ok" {
-		t.Errorf("GET after the upstream closed the idle connection: %q", body)
-	}
-	if n := up.conns.Load(); n != 2 {
-		t.Errorf("%d connections, want 2", n)
-	}
-	up.CloseClientConnections()
-	waitPeekDirty(t, ft) // the FIN has crossed loopback
-	if _, body := fetch(t, ft, "POST", up.URL); body != "ok" {
-		t.Errorf("POST after the upstream closed the idle connection: %q", body)
-	}
-	if n := up.conns.Load(); n != 3 {
-		t.Errorf("%d connections, want 3", n)
+	for _, withTLS := range []bool{false, true} {
+		t.Run(fmt.Sprint("tls=", withTLS), func(t *testing.T) {
+			up := startConnCounter(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }, withTLS)
+			ft := testFast(8, time.Minute)
+			ft.tls = &tls.Config{RootCAs: testRoots(t)}
+			fetch(t, ft, "GET", up.URL)
+			up.CloseClientConnections()
+			if _, body := fetch(t, ft, "GET", up.URL); body != "ok" {
+				t.Errorf("GET after the upstream closed the idle connection: %q", body)
+			}
+			if n := up.conns.Load(); n != 2 {
+				t.Errorf("%d connections, want 2", n)
+			}
+			up.CloseClientConnections()
+			waitPeekDirty(t, ft) // the FIN has crossed loopback
+			if _, body := fetch(t, ft, "POST", up.URL); body != "ok" {
+				t.Errorf("POST after the upstream closed the idle connection: %q", body)
+			}
+			if n := up.conns.Load(); n != 3 {
+				t.Errorf("%d connections, want 3", n)
+			}
+		})
 	}
 }
 
