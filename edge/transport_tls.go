@@ -26,8 +26,8 @@ import (
 const tlsHandshakeTimeout = 10 * time.Second
 
 // upstreamTLS returns the client TLS configuration for up's https://
-// upstreams, shared by the fast path and the http.Transport behind it (both
-// clone it): HTTP/1.1 only, as the edge speaks to every upstream, and a
+// upstreams, shared by the fast path and the http.Transport behind it
+// (neither modifies it): HTTP/1.1 only, as the edge speaks to every upstream, and a
 // session cache, so the connections of large bodies and websockets, used
 // once, resume rather than redo a full handshake.
 func upstreamTLS(up Upstream) *tls.Config {
@@ -46,8 +46,8 @@ func upstreamTLS(up Upstream) *tls.Config {
 	return c
 }
 
-// dialTLS opens a TLS connection to addr (host:port) over raw, checking the
-// certificate against host unless the configuration names another server.
+// dialTLS runs the TLS handshake over raw, a connection to host, checking
+// the certificate against host unless cfg names another server.
 func dialTLS(ctx context.Context, cfg *tls.Config, raw net.Conn, host string) (*tls.Conn, *recordReader, error) {
 	if cfg.ServerName == "" {
 		cfg = cfg.Clone()
