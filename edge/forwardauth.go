@@ -62,8 +62,9 @@ func (s *Server) newForwardAuth(cfg *Config, rc Route, name string) *forwardAuth
 
 // newFwdTransport is the Transport of every auth server: kept across
 // reloads, no environment proxy, no redirects followed (RoundTrip never
-// follows them; a 302 is the server's answer for the client). Checks of an
-// http:// auth server (bodiless GETs) take the fast path, whose pooled
+// follows them; a 302 is the server's answer for the client). Checks
+// (bodiless GETs, to http:// and https:// auth servers; https trusts the
+// system's roots) take the fast path, whose pooled
 // connections are proven clean before reuse: stray bytes from an auth
 // server, read as the answer to another client's check, would be a verdict
 // on the wrong request.
