@@ -64,10 +64,9 @@ func (s *Server) newForwardAuth(cfg *Config, rc Route, name string) *forwardAuth
 // reloads, no environment proxy, no redirects followed (RoundTrip never
 // follows them; a 302 is the server's answer for the client). Checks
 // (bodiless GETs, to http:// and https:// auth servers; https trusts the
-// system's roots) take the fast path, whose pooled
-// connections are proven clean before reuse: stray bytes from an auth
-// server, read as the answer to another client's check, would be a verdict
-// on the wrong request.
+// system's roots) take the fast path, whose pooled connections are proven
+// clean before reuse: stray bytes from an auth server, read as the answer
+// to another client's check, would be a verdict on the wrong request.
 func newFwdTransport() *http.Transport {
 	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
 	return withFastHTTP1(&http.Transport{
