@@ -27,9 +27,9 @@ const tlsHandshakeTimeout = 10 * time.Second
 
 // upstreamTLS returns the client TLS configuration for up's https://
 // upstreams, shared by the fast path and the http.Transport behind it
-// (neither modifies it): HTTP/1.1 only, as the edge speaks to every upstream, and a
-// session cache, so the connections of large bodies and websockets, used
-// once, resume rather than redo a full handshake.
+// (neither modifies it): HTTP/1.1 only, as the edge speaks to every
+// upstream, and a session cache, so the connections of large bodies and
+// websockets, used once, resume rather than redo a full handshake.
 func upstreamTLS(up Upstream) *tls.Config {
 	c := &tls.Config{
 		MinVersion:         tls.VersionTLS12,
