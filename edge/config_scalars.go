@@ -5,9 +5,11 @@ package edge
 // every section's parser uses.
 
 import (
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/textproto"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -238,4 +240,25 @@ func (l *loader) headers(n *yaml.Node, where string) []Header {
 		hs = append(hs, Header{Name: name, Value: val})
 	})
 	return hs
+}
+
+// caFile reads the PEM file of CA certificates named by v. It returns a nil
+// pool when v is empty, or when the file cannot be read or holds no
+// certificate (an error then, with v's line).
+func (l *loader) caFile(v *yaml.Node, where string) (path string, pem []byte, pool *x509.CertPool) {
+	path, ok := l.str(v, where)
+	if !ok || path == "" {
+		return "", nil, nil
+	}
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		l.errorf(v, "%s: %v", where, err)
+		return "", nil, nil
+	}
+	pool = x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		l.errorf(v, "%s: no PEM certificate in %s", where, path)
+		return "", nil, nil
+	}
+	return path, pem, pool
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/url"
-	"os"
 	"slices"
 	"strings"
 
@@ -121,21 +120,9 @@ func (l *loader) tlsBlock(n *yaml.Node) *TLS {
 			}
 			t.CA = s
 		case "ca_root":
-			s, ok := l.str(v, where)
-			if !ok || s == "" {
-				return
+			if path, _, pool := l.caFile(v, where); pool != nil {
+				t.CARoot, t.CARootPool = path, pool
 			}
-			pem, err := os.ReadFile(s)
-			if err != nil {
-				l.errorf(v, "%s: %v", where, err)
-				return
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				l.errorf(v, "%s: no PEM certificate in %s", where, s)
-				return
-			}
-			t.CARoot, t.CARootPool = s, pool
 		case "storage":
 			if s, ok := l.str(v, where); ok {
 				if s == "" {

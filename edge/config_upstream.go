@@ -1,9 +1,6 @@
 package edge
 
 import (
-	"crypto/x509"
-	"os"
-
 	"gopkg.in/yaml.v3"
 )
 
@@ -28,20 +25,9 @@ func (l *loader) upstream(up *Upstream, n *yaml.Node, k string) {
 				l.errorf(v, "%s: want at least 1", where)
 			}
 		case "tls_ca":
-			s, ok := l.str(v, where)
-			if !ok || s == "" {
-				return
+			if path, pem, pool := l.caFile(v, where); pool != nil {
+				up.TLSCA, up.TLSCAPEM = path, string(pem)
 			}
-			pem, err := os.ReadFile(s)
-			if err != nil {
-				l.errorf(v, "%s: %v", where, err)
-				return
-			}
-			if !x509.NewCertPool().AppendCertsFromPEM(pem) {
-				l.errorf(v, "%s: no PEM certificate in %s", where, s)
-				return
-			}
-			up.TLSCA, up.TLSCAPEM = s, string(pem)
 		case "tls_server_name":
 			up.TLSServerName, _ = l.str(v, where)
 		case "tls_insecure_skip_verify":
