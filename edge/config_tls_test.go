@@ -58,18 +58,21 @@ routes:
 	}
 }
 
-func TestLoadTLSCARoot(t *testing.T) {
+// caFileEnv returns ${GOOD} (a CA file: any certificate will do, the test
+// HTTPS server's is at hand), ${BAD} (no certificate in it), ${MISSING}
+// (no such file) and ${UP} set to up.
+func caFileEnv(t *testing.T, up string) map[string]string {
 	dir := t.TempDir()
-	good := filepath.Join(dir, "ca.pem")
 	bad := filepath.Join(dir, "bad.pem")
-	// Any certificate will do: the test HTTPS server's is at hand.
-	if err := os.WriteFile(good, testCertPEM(t), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	if err := os.WriteFile(bad, []byte("not a certificate\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	env := map[string]string{"UP": "http://127.0.0.1:9", "GOOD": good, "BAD": bad, "MISSING": filepath.Join(dir, "none.pem")}
+	return map[string]string{"UP": up, "GOOD": testCertFile(t), "BAD": bad, "MISSING": filepath.Join(dir, "none.pem")}
+}
+
+func TestLoadTLSCARoot(t *testing.T) {
+	env := caFileEnv(t, "http://127.0.0.1:9")
+	bad := env["BAD"]
 	cfg, err := Load(strings.NewReader("tls: { domains: [a.example.com], ca: \"https://127.0.0.1:14000/dir\", ca_root: \"${GOOD}\" }\nroutes: [ { path: /, to: \"${UP}\" } ]\n"), envLookup(env))
 	if err != nil {
 		t.Fatal(err)
@@ -171,12 +174,8 @@ func testCertPEM(t testing.TB) []byte {
 // upstream.tls_* are read and checked at load: the CA file must hold a
 // certificate, and trusting a CA contradicts trusting anything.
 func TestLoadUpstreamTLS(t *testing.T) {
-	dir := t.TempDir()
-	good, bad := testCertFile(t), filepath.Join(dir, "bad.pem")
-	if err := os.WriteFile(bad, []byte("not a certificate\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	env := map[string]string{"UP": "https://127.0.0.1:9", "GOOD": good, "BAD": bad, "MISSING": filepath.Join(dir, "none.pem")}
+	env := caFileEnv(t, "https://127.0.0.1:9")
+	good, bad := env["GOOD"], env["BAD"]
 	cfg, err := Load(strings.NewReader("upstream: { tls_ca: \"${GOOD}\", tls_server_name: app.internal }\nroutes: [ { path: /, to: \"${UP}\" } ]\n"), envLookup(env))
 	if err != nil {
 		t.Fatal(err)

@@ -1,11 +1,8 @@
 package edge
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
-	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -116,18 +113,7 @@ func TestNo1xxToHTTP10(t *testing.T) {
 			// (golang/go#68653; the fast path closes the connection).
 			{"HEAD /x HTTP/1.0\r\nHost: a.test\r\n\r\n", 200},
 		} {
-			c, err := net.Dial("tcp", e.addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-			_, _ = io.WriteString(c, tc.req)
-			res, err := http.ReadResponse(bufio.NewReader(c), nil)
-			c.Close()
-			if err != nil {
-				t.Fatalf("%q: %v", tc.req, err)
-			}
-			if res.StatusCode != tc.first {
+			if res, _ := rawResponse(t, e.addr, tc.req); res.StatusCode != tc.first {
 				t.Errorf("%q: first response %d, want %d", tc.req, res.StatusCode, tc.first)
 			}
 		}
